@@ -1,0 +1,25 @@
+# The two commands a fresh clone needs: `make demo` and `make test`.
+# Each creates .venv and installs the project into it on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# Where Fashion-MNIST lives on the machines that build this project; elsewhere
+# torchvision downloads it into data/ (see README).
+export FASHION_MNIST_ROOT ?= $(if $(wildcard ../shared/data/FashionMNIST),../shared/data,data)
+
+.PHONY: demo test train bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[worker,embedded,test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m ml.train --arch seed --epochs 1 --out runs/seed-demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) runs bench-results

@@ -1,0 +1,1 @@
+"""Training, evaluation and preprocessing of the Fashion-MNIST product classifier."""

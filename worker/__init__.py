@@ -1,0 +1,1 @@
+"""The tagging worker (filled in by the service issue)."""
