@@ -22,7 +22,8 @@ from ml import checkpoint as ckpt_io
 from ml import data as data_mod
 from ml.constants import CLASSES
 from ml.evaluate import format_tables, predict, write_report
-from ml.model import ARCHS, build, count_params
+from ml.augment import augment_batch
+from ml.model import ARCHS, build, count_macs, count_params
 
 DRY_RUN_BATCHES = 3
 LOG_EVERY = 20  # steps between points on the training curve
@@ -31,6 +32,8 @@ LOG_EVERY = 20  # steps between points on the training curve
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--arch", default="seed", choices=sorted(ARCHS), help="architecture from ml.model")
+    p.add_argument("--width", type=int, default=None,
+                   help="channels of the first stage, for archs that take it (compact: 24); unset: the arch's default")
     p.add_argument("--epochs", type=int, default=1, help="passes over the training split")
     p.add_argument("--batch-size", type=int, default=32, help="images per optimisation step")
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
@@ -38,6 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--schedule", default="onecycle", choices=["constant", "onecycle", "cosine"],
                    help="learning-rate schedule, stepped per batch")
     p.add_argument("--weight-decay", type=float, default=0.0, help="weight decay")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the cross-entropy loss")
+    aug = p.add_argument_group("augmentation (on whole uint8 batches, see ml.augment; all off by default)")
+    aug.add_argument("--crop-padding", type=int, default=0, help="random crop: pad by this many pixels, cut 28x28 back")
+    aug.add_argument("--flip-prob", type=float, default=0.0, help="probability of a horizontal flip per image")
+    aug.add_argument("--erase-prob", type=float, default=0.0, help="probability of random erasing per image")
     p.add_argument("--seed", type=int, default=0, help="random seed (weights, data order)")
     p.add_argument("--data-dir", default=None, help=f"Fashion-MNIST root (default: ${data_mod.ENV_ROOT} or data/)")
     p.add_argument("--out", default="runs/latest", help="output folder for model.pt, metrics.json and plots")
@@ -69,6 +77,7 @@ def train_epoch(
     args: argparse.Namespace,
     epoch: int,
     gen: torch.Generator,
+    aug_gen: torch.Generator,
     history: dict[str, Any],
 ) -> float:
     """One pass over the training split; returns the epoch's mean loss."""
@@ -81,8 +90,9 @@ def train_epoch(
                desc=f"epoch {epoch}/{args.epochs}", leave=False, dynamic_ncols=True,
                disable=None, mininterval=1.0)  # disable=None: no bar when the output is not a terminal
     for step, (images, labels) in enumerate(bar, start=1):
+        images = augment_batch(images, aug_gen, args.crop_padding, args.flip_prob, args.erase_prob)
         logits = model(data_mod.normalize(images))
-        loss = F.cross_entropy(logits, labels)
+        loss = F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -121,13 +131,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         val = data_mod.Split(val.images[:500], val.labels[:500])
         test = data_mod.Split(test.images[:500], test.labels[:500])
 
-    arch_args: dict[str, Any] = {}
+    arch_args: dict[str, Any] = {} if args.width is None else {"width": args.width}
     model = build(args.arch, **arch_args)
     opt = make_optimizer(model, args)
     steps_per_epoch = DRY_RUN_BATCHES if args.dry_run else -(-len(ds.train) // args.batch_size)
     sched = make_schedule(opt, args, steps_per_epoch * args.epochs)
     gen = torch.Generator().manual_seed(args.seed)
-    print(f"{args.arch}: {count_params(model):,} parameters; train {len(ds.train):,} / val {len(val):,} "
+    aug_gen = torch.Generator().manual_seed(args.seed + 1)  # its own stream: the data order stays as without augmentation
+    print(f"{args.arch}: {count_params(model):,} parameters, {count_macs(model) / 1e6:.2f}M multiply-adds per image; train {len(ds.train):,} / val {len(val):,} "
           f"/ test {len(test):,} images; {args.threads} threads")
 
     history: dict[str, Any] = {"epoch": [], "train_loss": [], "val_loss": [], "val_accuracy": [], "seconds": [],
@@ -136,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
-        train_loss = train_epoch(model, opt, sched, ds.train, args, epoch, gen, history)
+        train_loss = train_epoch(model, opt, sched, ds.train, args, epoch, gen, aug_gen, history)
         val_loss, val_acc = validate(model, val)
         secs = time.perf_counter() - t0
         for key, value in (("epoch", epoch), ("train_loss", train_loss), ("val_loss", val_loss),
@@ -151,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     config = {k: v for k, v in vars(args).items()}
     info = {
-        "arch": args.arch, "arch_args": arch_args, "params": count_params(model),
+        "arch": args.arch, "arch_args": arch_args, "params": count_params(model), "macs": count_macs(model),
         "model_version": ckpt_io.weights_hash(model.state_dict()),
         "epochs": args.epochs, "best_epoch": best_epoch, "train_seconds": round(train_seconds, 1),
         "val_accuracy": best_acc, "threads": args.threads, "config": config,
