@@ -1,0 +1,135 @@
+"""Command line for backends and operators.
+
+    python -m producer submit IMAGES... [--wait]      # one JSON line per job (or per result with --wait)
+    python -m producer results [--follow] [--group G]  # the results stream, one JSON line per result
+    python -m producer queue                          # messages waiting
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import redis
+
+from producer.client import QueueFull, ResultTimeout, TaggerClient
+from producer.settings import ClientSettings
+
+# Magic numbers of the accepted formats: a file that is not an image is refused before
+# anything is sent (the worker would fail it anyway, but later and less clearly).
+SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"))
+
+
+def sniff_format(head: bytes) -> str | None:
+    for magic, name in SIGNATURES:
+        if head.startswith(magic):
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+class CliError(Exception):
+    pass
+
+
+def _check_images(paths: Sequence[str]) -> list[Path]:
+    checked = []
+    for name in paths:
+        path = Path(name)
+        if not path.is_file():
+            raise CliError(f"{name}: no such file")
+        with path.open("rb") as f:
+            if sniff_format(f.read(16)) is None:
+                raise CliError(f"{name}: not a PNG, JPEG or WebP image")
+        checked.append(path)
+    return checked
+
+
+def cmd_submit(client: TaggerClient, args: argparse.Namespace) -> int:
+    paths = _check_images(args.images)
+    jobs = [client.job(p, product_id=p.name) for p in paths]
+    handles = client.submit_jobs(jobs, chunk_size=args.chunk_size)
+    if not args.wait:
+        for h in handles:
+            print(json.dumps({"job_id": h.job_id, "product_id": h.product_id, "status": "queued"}), flush=True)
+        return 0
+    results = client.wait([h.job_id for h in handles], timeout=args.timeout)
+    failed = 0
+    for h in handles:
+        r = results[h.job_id]
+        failed += r.status.value == "failed"
+        print(r.model_dump_json(), flush=True)
+    return 1 if failed else 0
+
+
+def cmd_results(client: TaggerClient, args: argparse.Namespace) -> int:
+    for r in client.results(follow=args.follow, from_start=not args.new, group=args.group, consumer=args.consumer):
+        print(r.model_dump_json(), flush=True)
+    return 0
+
+
+def cmd_queue(client: TaggerClient, args: argparse.Namespace) -> int:
+    print(json.dumps({"queue": client.settings.queue, "messages": client.queue_length()}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m producer", description="Submit product images and read their tags.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--redis-url", default=None, help="Redis URL (default: $REDIS_URL or redis://127.0.0.1:6379/0)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("submit", help="enqueue images; product ids are the file names",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("images", nargs="+", help="PNG, JPEG or WebP files")
+    s.add_argument("--wait", action="store_true", help="wait and print each result as a JSON line")
+    s.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for all results with --wait")
+    s.add_argument("--chunk-size", type=int, default=None, help="jobs per message (default: $TAGGER_CHUNK_SIZE or 64)")
+    s.set_defaults(func=cmd_submit)
+
+    r = sub.add_parser("results", help="print results from the results stream",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    r.add_argument("--follow", "-f", action="store_true", help="keep waiting for new results")
+    r.add_argument("--new", action="store_true", help="only results that arrive from now on")
+    r.add_argument("--group", default=None, help="read as this consumer group (each result to one member, acknowledged)")
+    r.add_argument("--consumer", default="cli", help="consumer name within --group")
+    r.set_defaults(func=cmd_results)
+
+    q = sub.add_parser("queue", help="how many messages wait in the queue")
+    q.set_defaults(func=cmd_queue)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = ClientSettings(**({"redis_url": args.redis_url} if args.redis_url else {}))
+    try:
+        with TaggerClient(settings) as client:
+            return int(args.func(client, args))
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except redis.exceptions.ConnectionError as exc:
+        print(f"error: cannot reach Redis at {_redact(settings.redis_url)}: {exc}", file=sys.stderr)
+        return 3
+    except QueueFull as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
+    except ResultTimeout as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 5
+    except KeyboardInterrupt:
+        return 130
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url

