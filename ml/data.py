@@ -90,12 +90,15 @@ def load(
     )
 
 
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 N x 28 x 28 (or N x 1 x 28 x 28) -> float N x 1 x 28 x 28 with the training constants."""
+def normalize(images: torch.Tensor, mean: float = MEAN, std: float = STD) -> torch.Tensor:
+    """uint8 N x 28 x 28 (or N x 1 x 28 x 28) -> float N x 1 x 28 x 28, standardised.
+
+    Training uses the constants; serving passes the checkpoint's own values.
+    """
     x = images.float().div_(255.0)
     if x.dim() == 3:
         x = x.unsqueeze(1)
-    return x.sub_(MEAN).div_(STD)
+    return x.sub_(mean).div_(std)
 
 
 def batches(

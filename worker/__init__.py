@@ -1,1 +1,5 @@
-"""The tagging worker (filled in by the service issue)."""
+"""The tagging worker: `celery -A worker worker`. The consumer process never imports torch."""
+
+from worker.app import app
+
+__all__ = ["app"]

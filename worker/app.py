@@ -1,0 +1,72 @@
+"""The Celery app: `celery -A worker worker` runs it, `celery -A worker inspect ...` talks to it."""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import worker_process_init, worker_ready, worker_shutting_down
+
+from worker.settings import WorkerSettings
+
+settings = WorkerSettings()
+
+app = Celery("tagger", broker=settings.redis_url, backend=settings.redis_url)
+app.conf.update(
+    # JSON only, in and out: nothing is ever unpickled.
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    result_accept_content=["json"],
+    task_default_queue=settings.queue,
+    # At-least-once: acknowledge after the results are published; requeue when a
+    # pool process dies; redeliver what a lost worker held after the visibility timeout.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    broker_transport_options={
+        "visibility_timeout": settings.visibility_timeout_s,
+        "unacked_restore_interval": settings.restore_interval_s,
+        "unacked_restore_throttle": 1,
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+    },
+    result_backend_transport_options={"retry_policy": {"timeout": 10.0}},
+    # The batcher sets the real prefetch (counted in jobs) once messages flow; this
+    # is only the start value, large enough for full batches of single-job messages.
+    worker_prefetch_multiplier=2 * settings.max_batch_size,
+    result_expires=settings.result_ttl_s,
+    broker_connection_retry_on_startup=True,
+    broker_connection_max_retries=None,  # keep reconnecting (with backoff) while Redis is down
+    # Importing torch and loading the model in a fresh pool process can take longer
+    # than Celery's default 4 s on a busy machine.
+    worker_proc_alive_timeout=60.0,
+    worker_send_task_events=False,
+    task_send_sent_event=False,
+)
+app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
+
+import worker.control  # noqa: E402,F401  (registers `inspect model`, `inspect batching`, `control reload_model`)
+
+
+@worker_process_init.connect
+def _load_model(**_: object) -> None:
+    """Once per pool process, after the fork: set torch threads and load the model."""
+    from worker.pipeline import warm_up
+
+    warm_up()
+
+
+@worker_ready.connect
+def _describe_model(**_: object) -> None:
+    from worker.consumer import current
+
+    if (b := current()) is not None:
+        b.probe()
+
+
+@worker_shutting_down.connect
+def _stop_batching(**_: object) -> None:
+    # Warm shutdown: in-flight batches finish and are acknowledged; messages still
+    # buffered are not started and go back to the queue when the channel closes.
+    from worker.consumer import current
+
+    if (b := current()) is not None:
+        b.closing = True

@@ -1,0 +1,49 @@
+"""Remote-control commands for operators.
+
+    celery -A worker inspect model        # arch, version, checkpoint, accuracy, classes, device, params
+    celery -A worker inspect batching     # batches, sizes, tagged/failed, queue wait, images/s
+    celery -A worker control reload_model models/other/model.pt
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from celery.worker.control import control_command, inspect_command
+
+
+def _batcher() -> Any:
+    from worker.consumer import current
+
+    return current()
+
+
+@inspect_command()
+def model(state: Any) -> dict[str, Any]:
+    """The model this worker's processes serve."""
+    b = _batcher()
+    if b is None:
+        return {"error": "no batcher yet (the worker is starting)"}
+    return {**b.model, "checkpoint": b.model.get("checkpoint", b.checkpoint), "generation": b.generation,
+            "reload_error": b.reload_error, "loaded": bool(b.model)}
+
+
+@inspect_command()
+def batching(state: Any) -> dict[str, Any]:
+    """Batching statistics of this worker since it started."""
+    b = _batcher()
+    return b.summary() if b is not None else {"error": "no batcher yet (the worker is starting)"}
+
+
+@control_command(args=[("checkpoint", str)], signature="<checkpoint>")
+def reload_model(state: Any, checkpoint: str) -> dict[str, Any]:
+    """Switch this worker to another checkpoint without a restart; jobs keep flowing."""
+    b = _batcher()
+    if b is None:
+        return {"error": "no batcher yet (the worker is starting)"}
+    path = Path(checkpoint).expanduser().resolve()
+    if not path.is_file():
+        return {"error": f"{path}: no such checkpoint file on {state.hostname}"}
+    b.probe(str(path))
+    return {"ok": f"loading {path}; `inspect model` shows the switch (generation {b.generation + 1})"}

@@ -1,0 +1,95 @@
+"""The model of this worker process: loaded once per process, swapped when an operator asks.
+
+Only pool processes import this module's torch-using parts; the worker's main
+(consumer) process never loads torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Prediction:
+    top_ids: np.ndarray  # N x k class ids, best first
+    top_scores: np.ndarray  # N x k softmax probabilities
+
+
+class Classifier:
+    """A checkpoint ready for batched inference."""
+
+    def __init__(self, path: Path, device: str = "cpu", threads: int = 1) -> None:
+        import torch
+
+        from ml.checkpoint import load
+
+        torch.set_num_threads(threads)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = device
+        self.checkpoint = load(path, device=device)
+        self.mean = self.checkpoint.mean
+        self.std = self.checkpoint.std
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.checkpoint.classes
+
+    def info(self) -> dict[str, Any]:
+        ck = self.checkpoint
+        return {
+            "arch": ck.arch,
+            "model_version": ck.version,
+            "checkpoint": str(Path(ck.path or "").resolve()),
+            "test_accuracy": ck.metrics.get("accuracy"),
+            "classes": list(ck.classes),
+            "device": self.device,
+            "params": ck.params,
+            "torch_threads": _torch().get_num_threads(),
+            "pid": os.getpid(),
+        }
+
+    def predict(self, images: np.ndarray, k: int = 3) -> Prediction:
+        """uint8 N x 28 x 28 -> top-k classes and probabilities, in one forward pass."""
+        torch = _torch()
+        from ml.data import normalize
+
+        with torch.inference_mode():
+            x = normalize(torch.from_numpy(images).to(self.device), self.mean, self.std)
+            probs = self.checkpoint.model(x).softmax(dim=1)
+            scores, ids = probs.topk(k, dim=1)
+        return Prediction(ids.cpu().numpy(), scores.cpu().numpy())
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+_current: Classifier | None = None
+_current_key: tuple[str, int] | None = None
+
+
+def get(path: Path | str, generation: int, device: str, threads: int) -> Classifier:
+    """This process's classifier for (checkpoint, generation), loading or swapping it if needed.
+
+    On a failed swap the old model stays in service and the error propagates to the
+    caller that asked for the new one.
+    """
+    global _current, _current_key
+    key = (str(path), generation)
+    if _current is None or _current_key != key:
+        fresh = Classifier(Path(path), device=device, threads=threads)
+        if _current is not None:
+            logger.info("model swapped: %s -> %s", _current.checkpoint.name, fresh.checkpoint.name)
+        _current, _current_key = fresh, key
+    return _current

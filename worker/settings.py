@@ -1,0 +1,40 @@
+"""The worker's settings: one typed object from the environment (TAGGER_*, and REDIS_URL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from producer.settings import ServiceSettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CHECKPOINT = REPO_ROOT / "models" / "seed" / "model.pt"
+
+
+class WorkerSettings(ServiceSettings):
+    checkpoint: Path = Field(DEFAULT_CHECKPOINT, description="model.pt written by ml.train")
+    max_batch_size: int = Field(256, ge=1, le=8192, description="jobs per forward pass, at most")
+    max_batch_wait_ms: float = Field(10.0, ge=0, le=10_000,
+                                     description="a batch closes when its oldest job has waited this long")
+    torch_threads: int = Field(1, ge=1, description="torch threads per worker process")
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    max_attempts: int = Field(3, ge=1, description="deliveries of a job before it is dead-lettered")
+    visibility_timeout_s: int = Field(
+        300, ge=1, description="an unacknowledged message is redelivered after this long (worker lost)")
+    restore_interval_s: int = Field(10, ge=1, description="how often a worker looks for such messages")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="largest accepted width x height")
+    review_threshold: float = Field(0.6, ge=0, le=1, description="tags below this confidence get needs_review")
+
+    @model_validator(mode="after")
+    def _visibility_covers_a_batch(self) -> "WorkerSettings":
+        # A message waits in the worker's buffer (max wait) and then runs; if the
+        # visibility timeout were shorter, a healthy worker's jobs would be redelivered.
+        if self.visibility_timeout_s * 1000 < 2 * self.max_batch_wait_ms:
+            raise ValueError("visibility_timeout_s must be well over max_batch_wait_ms")
+        return self
+
+    def prefetch_messages(self, concurrency: int) -> int:
+        """Unacknowledged messages a worker node may hold: a full batch per process, plus one filling."""
+        return self.max_batch_size * (concurrency + 1)
