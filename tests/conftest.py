@@ -24,3 +24,77 @@ def dataset(data_root: Path):
     from ml import data
 
     return data.load(data_root, download=False)
+
+
+# --- the service: a private Redis and real worker processes --------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    from producer.redis_server import RedisServer
+
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """The private server, emptied before each test (never the system Redis)."""
+    redis_server.client().flushall()
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def logs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def shared_worker(redis_server, logs):
+    """One two-process worker node shared by the tests that do not stop or kill workers."""
+    from tests.service import Worker
+
+    w = Worker(redis_server.url, "shared", logs, concurrency=2, max_batch_wait_ms=50).wait_ready()
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def worker(shared_worker, redis_url):
+    assert shared_worker.alive(), shared_worker.tail()
+    return shared_worker
+
+
+@pytest.fixture
+def fleet(logs):
+    """A Redis server and workers of one test's own, for tests that stop, kill or restart things."""
+    from tests.service import Fleet
+
+    f = Fleet(logs)
+    yield f
+    f.close()
+
+
+@pytest.fixture
+def client(redis_url):
+    from producer.client import TaggerClient
+
+    with TaggerClient(redis_url=redis_url) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def test_images(data_root: Path) -> list[tuple[bytes, int]]:
+    """The first 500 Fashion-MNIST test images as PNG files, with their labels."""
+    import io
+
+    from ml import data as data_mod
+    from PIL import Image
+
+    split = data_mod.load_split(data_root, train=False, download=False)
+    out = []
+    for img, label in zip(split.images[:500].numpy(), split.labels[:500].tolist()):
+        buf = io.BytesIO()
+        Image.fromarray(img, mode="L").save(buf, format="PNG")
+        out.append((buf.getvalue(), int(label)))
+    return out
