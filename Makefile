@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m ml.train --arch seed --epochs 1 --out runs/seed-demo
+	$(PY) -m producer.demo
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -4,87 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
+from producer.local import ROOT, LocalWorker as Worker
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class Worker:
-    """One `celery -A worker worker` node in its own process group."""
-
-    def __init__(self, redis_url: str, name: str, log_dir: Path, concurrency: int = 2, pool: str = "prefork",
-                 **settings: Any) -> None:
-        self.name = name
-        self.node = f"{name}@test"
-        self.redis_url = redis_url
-        self.log = log_dir / f"{name}.log"
-        env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
-        env.update({f"TAGGER_{k.upper()}": str(v) for k, v in settings.items()})
-        cmd = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-n", self.node, "-c", str(concurrency),
-               "-P", pool, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"]
-        self._log_file = self.log.open("ab")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-
-    def wait_ready(self, timeout: float = 90.0) -> "Worker":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker {self.name} exited: {self.tail()}")
-            if f"{self.node} ready." in self.log.read_text(errors="replace"):
-                # ready is logged before the pool processes finish loading the model
-                if self.control("model").get("loaded"):
-                    return self
-            time.sleep(0.2)
-        raise TimeoutError(f"worker {self.name} not ready after {timeout} s: {self.tail()}")
-
-    def control(self, command: str, timeout: float = 5.0, **arguments: Any) -> dict[str, Any]:
-        """Ask this node a remote-control command; {} if it did not answer."""
-        app = Celery(broker=self.redis_url)
-        try:
-            replies = app.control.broadcast(command, arguments=arguments, destination=[self.node], reply=True,
-                                            timeout=timeout)
-        finally:
-            app.close()
-        for reply in replies:
-            if self.node in reply:
-                return reply[self.node]
-        return {}
-
-    def pool_pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
-        return [int(p) for p in out.split()]
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def signal(self, sig: int) -> None:
-        os.killpg(self.proc.pid, sig) if sig == signal.SIGKILL else self.proc.send_signal(sig)
-
-    def stop(self, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # leftover pool processes, if any
-        except ProcessLookupError:
-            pass
-        self._log_file.close()
-        return int(self.proc.returncode)
-
-    def tail(self, n: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-n:]
+__all__ = ["ROOT", "Worker", "Fleet", "inspect_json"]
 
 
 def inspect_json(redis_url: str, command: str) -> dict[str, Any]:
