@@ -2,6 +2,7 @@
 
     python -m producer submit IMAGES... [--wait]      # one JSON line per job (or per result with --wait)
     python -m producer results [--follow] [--group G]  # the results stream, one JSON line per result
+    python -m producer dead-letters [--replay [ID...]] # jobs that exhausted their attempts
     python -m producer queue                          # messages waiting
 """
 
@@ -72,6 +73,18 @@ def cmd_results(client: TaggerClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dead_letters(client: TaggerClient, args: argparse.Namespace) -> int:
+    if args.replay is not None:
+        handles = client.replay_dead_letters(args.replay or None)
+        for h in handles:
+            print(json.dumps({"job_id": h.job_id, "product_id": h.product_id, "status": "requeued"}), flush=True)
+        return 0
+    for d in client.dead_letters(count=args.count):
+        print(json.dumps({"entry_id": d.entry_id, "job_id": d.job.job_id, "product_id": d.job.product_id,
+                          "reason": d.reason, "attempts": d.attempts, "failed_at": d.failed_at}), flush=True)
+    return 0
+
+
 def cmd_queue(client: TaggerClient, args: argparse.Namespace) -> int:
     print(json.dumps({"queue": client.settings.queue, "messages": client.queue_length()}))
     return 0
@@ -98,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--group", default=None, help="read as this consumer group (each result to one member, acknowledged)")
     r.add_argument("--consumer", default="cli", help="consumer name within --group")
     r.set_defaults(func=cmd_results)
+
+    d = sub.add_parser("dead-letters", help="list (or replay) jobs that exhausted their attempts",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d.add_argument("--count", type=int, default=100, help="how many to list")
+    d.add_argument("--replay", nargs="*", metavar="ENTRY_ID", default=None,
+                   help="submit these dead letters again (all of them when no id is given)")
+    d.set_defaults(func=cmd_dead_letters)
 
     q = sub.add_parser("queue", help="how many messages wait in the queue")
     q.set_defaults(func=cmd_queue)

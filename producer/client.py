@@ -19,7 +19,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from producer.keys import result_key
+from producer.keys import attempts_key, result_key
 from producer.messages import DecodeError, Job, Metadata, TagResult
 from producer.protocol import task_envelope
 from producer.settings import ClientSettings
@@ -58,13 +58,25 @@ def connect(url: str) -> redis.Redis:
 
 
 def read_image(image: ImageInput, max_bytes: int) -> bytes:
+    """The image's bytes; refuses what the worker would refuse for size, before sending it."""
     if isinstance(image, bytes):
+        if len(image) > max_bytes:
+            raise ValueError(f"image of {len(image):,} bytes is over the {max_bytes:,}-byte limit")
         return image
     path = Path(image)
     size = path.stat().st_size
     if size > max_bytes:
         raise ValueError(f"{path}: {size:,} bytes is over the {max_bytes:,}-byte image limit")
     return path.read_bytes()
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    entry_id: str
+    job: Job
+    reason: str
+    attempts: int
+    failed_at: float
 
 
 @dataclass(frozen=True)
@@ -160,6 +172,32 @@ class TaggerClient:
                 raise QueueFull(f"queue {self.settings.queue!r} holds {n:,} messages; the limit is {limit:,}")
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+    # --- dead letters -----------------------------------------------------------------------
+
+    def dead_letters(self, count: int = 100) -> list[DeadLetter]:
+        """Jobs that exhausted their attempts, oldest first, with the reason."""
+        entries = self.redis.xrange(self.settings.dead_letter_stream, count=count)
+        return [DeadLetter(entry_id=eid.decode(), job=Job.model_validate_json(f[b"job"]), reason=f[b"reason"].decode(),
+                           attempts=int(f[b"attempts"]), failed_at=float(f[b"failed_at"])) for eid, f in entries]
+
+    def replay_dead_letters(self, entry_ids: Iterable[str] | None = None) -> list[JobHandle]:
+        """Submit dead-lettered jobs again under their own job ids.
+
+        Their `too_many_attempts` result and attempt count are deleted first, so the
+        replay produces a new final result. Without ids, every dead letter is replayed.
+        """
+        wanted = set(entry_ids) if entry_ids is not None else None
+        letters = [d for d in self.dead_letters(count=1_000_000) if wanted is None or d.entry_id in wanted]
+        if not letters:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for d in letters:
+            pipe.delete(result_key(d.job.job_id), attempts_key(d.job.job_id))
+        pipe.execute()
+        handles = self.submit_jobs([d.job for d in letters], chunk_size=1)
+        self.redis.xdel(self.settings.dead_letter_stream, *[d.entry_id for d in letters])
+        return handles
 
     # --- collecting -------------------------------------------------------------------------
 

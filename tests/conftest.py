@@ -98,3 +98,17 @@ def test_images(data_root: Path) -> list[tuple[bytes, int]]:
         Image.fromarray(img, mode="L").save(buf, format="PNG")
         out.append((buf.getvalue(), int(label)))
     return out
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The fault tests' accounting, as the README's table shows it."""
+    from tests import test_faults
+
+    if not test_faults.REPORT:
+        return
+    tr = terminalreporter
+    tr.section("fault report (lost and duplicated must be 0)")
+    tr.write_line(f"{'test':<42} {'sent':>6} {'tagged':>7} {'failed':>7} {'lost':>5} {'dup.':>5}")
+    for row in test_faults.REPORT:
+        tr.write_line(f"{row['test']:<42} {row['sent']:>6} {row['tagged']:>7} {row['failed']:>7} "
+                      f"{row['lost']:>5} {row['duplicated']:>5}")

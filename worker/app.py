@@ -11,6 +11,7 @@ settings = WorkerSettings()
 
 app = Celery("tagger", broker=settings.redis_url, backend=settings.redis_url)
 app.conf.update(
+    broker_transport="worker.transport:Transport",  # kombu's Redis transport, hardened against junk
     # JSON only, in and out: nothing is ever unpickled.
     task_serializer="json",
     result_serializer="json",
@@ -25,6 +26,7 @@ app.conf.update(
         "visibility_timeout": settings.visibility_timeout_s,
         "unacked_restore_interval": settings.restore_interval_s,
         "unacked_restore_throttle": 1,
+        "priority_steps": [0],  # one Redis list per queue: what worker.transport makes reliable
         "socket_timeout": 30,
         "socket_connect_timeout": 5,
     },

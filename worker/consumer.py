@@ -94,6 +94,12 @@ class Batcher:
             self.stats.rejected_messages += 1
             reject(logger, self.errors, False)
             return
+        if len(message.body or b"") > self.settings.max_message_bytes:
+            logger.error("rejected a message of %d bytes on %s: the limit is %d", len(message.body),
+                         self.task_name, self.settings.max_message_bytes)
+            self.stats.rejected_messages += 1
+            reject(logger, self.errors, False)
+            return
         try:
             jobs = max(1, int((message.headers or {}).get(JOBS_HEADER, 1)))
         except (TypeError, ValueError):
@@ -203,12 +209,20 @@ class Batcher:
 
         self.pool.apply_async(describe_model, args=(ctx,), callback=loaded, error_callback=failed)
 
-    def abandon(self) -> None:
-        """Forget buffered messages (their channel is gone; Redis redelivers them)."""
+    def rebind(self, consumer: Any) -> None:
+        """The consumer restarted (e.g. the connection to Redis was lost and is back).
+
+        Buffered messages are kept and still run: a message that left Redis just as the
+        connection dropped may be nowhere else. If Redis also redelivers it, the result
+        is published once all the same.
+        """
         if self._tref is not None:
             self._tref.cancel()
         self._tref = self._tref_at = None
-        self.queue.drain()
+        self.consumer, self.pool, self.timer = consumer, consumer.pool, consumer.timer
+        self.errors = consumer.connection_errors
+        self.closing = False
+        self.schedule()
 
     def summary(self) -> dict[str, Any]:
         return {**self.stats.summary(), "buffered_jobs": self.queue.jobs, "buffered_messages": len(self.queue),
@@ -221,12 +235,9 @@ class Batcher:
 
 def batching_strategy(task: Any, app: Any, consumer: Any, **_: Any) -> Callable[..., None]:
     """Celery strategy factory (Task.Strategy): called at each consumer (re)start."""
-    old = _batchers.get(task.name)
-    if old is not None:
-        old.abandon()
-    batcher = Batcher(task, app, consumer, task.settings)
-    if old is not None:  # keep the counters and the chosen model across reconnects
-        batcher.stats, batcher.checkpoint, batcher.generation, batcher.model = (
-            old.stats, old.checkpoint, old.generation, old.model)
-    _batchers[task.name] = batcher
+    batcher = _batchers.get(task.name)
+    if batcher is None:
+        batcher = _batchers[task.name] = Batcher(task, app, consumer, task.settings)
+    else:
+        batcher.rebind(consumer)
     return batcher.on_message

@@ -173,6 +173,9 @@ def run_batch(bodies: list[bytes | str], ctx: dict[str, Any]) -> dict[str, Any]:
             continue
         jobs += ok
         early += bad
+    unique = list({j.job_id: j for j in reversed(jobs)}.values())[::-1]  # first copy of each job id
+    report.duplicates += len(jobs) - len(unique)
+    jobs = unique
     report.seconds["parse"] += time.perf_counter() - t
 
     t = time.perf_counter()
@@ -181,12 +184,12 @@ def run_batch(bodies: list[bytes | str], ctx: dict[str, Any]) -> dict[str, Any]:
     attempts = {j.job_id: n for j, (n, _) in zip(jobs, counts)}
     fresh, suspects = [], []
     report.jobs = len(jobs) + len(early)
+    dead: list[tuple[Job, int]] = []
     for job, (n, done) in zip(jobs, counts):
         if done:
             report.duplicates += 1  # already has its final result: nothing to do
         elif n > s.max_attempts:
-            pub.dead_letter(job, f"no result after {n - 1} deliveries", n - 1)
-            report.dead_lettered += 1
+            dead.append((job, n - 1))
             early.append(failure(job.job_id, job.product_id, ErrorCode.TOO_MANY_ATTEMPTS,
                                  f"gave up after {n - 1} deliveries without a result (dead-lettered)",
                                  started, 1, worker, n - 1, job.enqueued_at, job.metadata))
@@ -197,10 +200,22 @@ def run_batch(bodies: list[bytes | str], ctx: dict[str, Any]) -> dict[str, Any]:
 
     clf = inference.get(ctx["checkpoint"], ctx["generation"], s.device, s.torch_threads)
     report.model = clf.info()
-    _publish(pub, early, report)
+    stored = _publish(pub, early, report)
+    dead_ids = {job.job_id for job, _ in dead}
+    newly_failed = {r.job_id for r, new in zip(early, stored) if new and r.job_id in dead_ids}
+    for job, delivered in dead:  # a job delivered twice more still lands in the stream once
+        if job.job_id in newly_failed:
+            pub.dead_letter(job, f"no result after {delivered} deliveries", delivered)
+            report.dead_lettered += 1
     if fresh:
         _publish(pub, classify(clf, fresh, attempts, report, worker), report)
-    for job in suspects:  # one at a time: one of them may be what killed the last batch
+    # One at a time: one of them may be what killed the last batch. The order flips with
+    # each delivery, so jobs queued behind a crashing job get their turn before it on the
+    # next delivery, instead of sharing its fate until they are dead-lettered with it.
+    # (Sorted by enqueue time first: redelivery order says nothing, requeueing reverses it.)
+    flip = bool(suspects) and min(attempts[j.job_id] for j in suspects) % 2 == 1
+    suspects.sort(key=lambda j: (j.enqueued_at, j.job_id), reverse=flip)
+    for job in suspects:
         report.isolated += 1
         _publish(pub, classify(clf, [job], attempts, report, worker), report)
     return report.__dict__
@@ -218,9 +233,9 @@ def warm_up() -> None:
     inference.get(str(s.checkpoint), 0, s.device, s.torch_threads)
 
 
-def _publish(pub: Publisher, results: list[TagResult], report: BatchReport) -> None:
+def _publish(pub: Publisher, results: list[TagResult], report: BatchReport) -> list[bool]:
     if not results:
-        return
+        return []
     t = time.perf_counter()
     stored = pub.publish(results)
     report.seconds["publish"] += time.perf_counter() - t
@@ -231,6 +246,7 @@ def _publish(pub: Publisher, results: list[TagResult], report: BatchReport) -> N
             report.tagged += 1
         else:
             report.failed += 1
+    return stored
 
 
 def _valid_job_id(job_id: str) -> bool:

@@ -25,6 +25,8 @@ class WorkerSettings(ServiceSettings):
         300, ge=1, description="an unacknowledged message is redelivered after this long (worker lost)")
     restore_interval_s: int = Field(10, ge=1, description="how often a worker looks for such messages")
     max_image_pixels: int = Field(40_000_000, ge=1, description="largest accepted width x height")
+    max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024,
+                                   description="larger messages are rejected unread (a chunk of images, base64)")
     review_threshold: float = Field(0.6, ge=0, le=1, description="tags below this confidence get needs_review")
 
     @model_validator(mode="after")

@@ -1,0 +1,210 @@
+"""Nothing lost: worker crashes, broker restarts, bad input and overload (real Redis, real workers).
+
+Each test accounts for every job it sent: tagged / failed / lost (no final result) /
+duplicated (more than one final result on the stream). Lost and duplicated must be 0.
+The figures are collected in the fault report printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import pickle
+import signal
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from producer.client import QueueFull
+from producer.messages import ErrorCode, Job, Status
+from producer.protocol import task_envelope
+
+# Short timeouts so each test takes seconds: a lost worker's messages come back after 4 s.
+FAST = dict(visibility_timeout_s=4, restore_interval_s=1, max_batch_wait_ms=20)
+REPORT: list[dict[str, object]] = []
+
+
+def account(name: str, client, job_ids: list[str], timeout: float = 90.0) -> dict[str, int]:
+    """Wait for every job's final result, then count what the backend and the stream hold."""
+    deadline = time.monotonic() + timeout
+    results = {}
+    while time.monotonic() < deadline and len(results) < len(job_ids):
+        results.update(client.fetch([j for j in job_ids if j not in results]))
+        time.sleep(0.2)
+    streamed = Counter(r.job_id for r in client.results())
+    row = {
+        "test": name,
+        "sent": len(job_ids),
+        "tagged": sum(r.status is Status.TAGGED for r in results.values()),
+        "failed": sum(r.status is Status.FAILED for r in results.values()),
+        "lost": len(set(job_ids) - set(results)),
+        "duplicated": sum(n - 1 for j, n in streamed.items() if n > 1),
+        "streamed": sum(streamed[j] > 0 for j in job_ids),
+    }
+    REPORT.append(row)
+    return row
+
+
+def jobs_from(images, n: int, prefix: str) -> list[Job]:
+    return [Job.from_bytes(images[i % len(images)][0], f"{prefix}-{i}", job_id=f"{prefix}-{i}") for i in range(n)]
+
+
+def test_kill_9_one_of_two_workers_mid_run(fleet, test_images) -> None:
+    a = fleet.worker("a", concurrency=1, **FAST)
+    b = fleet.worker("b", concurrency=1, **FAST)
+    a.wait_ready(), b.wait_ready()
+    client = fleet.client()
+    jobs = jobs_from(test_images, 3000, "k9")
+    client.submit_jobs(jobs, chunk_size=8)
+    time.sleep(0.3)
+    a.signal(signal.SIGKILL)  # the whole node: consumer and pool process, holding prefetched messages
+    row = account("kill -9 one of two workers", client, [j.job_id for j in jobs])
+    assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == 3000, row
+    assert b.alive()
+
+
+def test_kill_9_a_pool_process_mid_batch(fleet, test_images) -> None:
+    w = fleet.worker("w", concurrency=2, **FAST).wait_ready()
+    client = fleet.client()
+    jobs = jobs_from(test_images, 3000, "child")
+    client.submit_jobs(jobs, chunk_size=4)
+    time.sleep(0.3)
+    victim = w.pool_pids()[0]
+    signal.pthread_kill  # noqa: B018  (documentation: we kill a process, not a thread)
+    import os
+
+    os.kill(victim, signal.SIGKILL)
+    row = account("kill -9 a pool process mid-batch", client, [j.job_id for j in jobs])
+    assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == 3000, row
+    stats = w.control("batching")
+    assert stats["batches_lost"] >= 1  # the killed process was running a batch; it was requeued
+    assert victim not in w.pool_pids()
+
+
+def test_redis_restart_with_append_only_file(logs, test_images) -> None:
+    from tests.service import Fleet
+
+    fleet = Fleet(logs, appendonly=True)
+    try:
+        fleet.worker("w", concurrency=2, **FAST).wait_ready()
+        client = fleet.client()
+        jobs = jobs_from(test_images, 3000, "restart")
+        client.submit_jobs(jobs[:1500], chunk_size=8)
+        time.sleep(0.3)
+        fleet.redis.restart(down_for=1.0)
+        client.submit_jobs(jobs[1500:], chunk_size=8)  # the producer reconnects too
+        row = account("Redis restart (append-only file)", client, [j.job_id for j in jobs], timeout=120)
+        assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == 3000, row
+    finally:
+        fleet.close()
+
+
+def test_sigterm_lets_in_flight_batches_finish_and_requeues_the_rest(fleet, test_images) -> None:
+    a = fleet.worker("a", concurrency=2, **FAST).wait_ready()
+    client = fleet.client()
+    jobs = jobs_from(test_images, 3000, "term")
+    client.submit_jobs(jobs, chunk_size=8)
+    time.sleep(0.3)
+    a.signal(signal.SIGTERM)
+    assert a.proc.wait(timeout=60) == 0  # a warm shutdown, not a crash
+    fleet.worker("b", concurrency=2, **FAST).wait_ready()  # a replacement picks up what was left
+    row = account("SIGTERM a worker", client, [j.job_id for j in jobs])
+    assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == 3000, row
+
+
+def test_a_poison_job_is_dead_lettered_after_max_attempts(fleet, test_images) -> None:
+    w = fleet.worker("w", concurrency=1, max_attempts=3, TEST_CRASH_PRODUCT_ID="poison", **FAST).wait_ready()
+    client = fleet.client()
+    good = jobs_from(test_images, 200, "ok")
+    poison = Job.from_bytes(test_images[0][0], "poison", job_id="the-poison")
+    handles = client.submit_jobs(good[:100] + [poison] + good[100:], chunk_size=1)
+    row = account("poison job (kills its process)", client, [h.job_id for h in handles])
+    assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == 200 and row["failed"] == 1, row
+    result = client.fetch(["the-poison"])["the-poison"]
+    assert result.error_code is ErrorCode.TOO_MANY_ATTEMPTS and result.attempts == 3
+    letters = client.dead_letters()
+    assert [d.job.job_id for d in letters] == ["the-poison"] and letters[0].attempts == 3
+    assert w.control("batching")["dead_lettered"] == 1
+    # an operator replays it once the cause is fixed: here the hook stays, so it dies again
+    assert [h.job_id for h in client.replay_dead_letters()] == ["the-poison"]
+    assert client.dead_letters() == [] and "the-poison" not in client.fetch(["the-poison"])
+
+
+def test_malformed_pickle_and_oversize_messages_are_rejected_and_the_worker_survives(fleet, test_images) -> None:
+    w = fleet.worker("w", concurrency=1, max_message_bytes=2_000_000, **FAST).wait_ready()
+    client = fleet.client()
+    r, queue = client.redis, client.settings.queue
+    good = jobs_from(test_images, 20, "fine")
+
+    pickled = json.loads(task_envelope("tagger.tag", queue, []))
+    pickled["content-type"] = "application/x-python-serialize"
+    pickled["body"] = base64.b64encode(pickle.dumps(((([{"x": 1}],), {}, {})))).decode()
+    garbage_body = json.loads(task_envelope("tagger.tag", queue, []))
+    garbage_body["body"] = base64.b64encode(b"{not json").decode()
+    bad_job = json.loads(task_envelope("tagger.tag", queue, [{"job_id": "bad-job", "product_id": "p"}]))
+    oversize = task_envelope("tagger.tag", queue, [{"job_id": "too-big", "product_id": "p",
+                                                    "image_b64": "A" * 3_000_000, "enqueued_at": 0.0}])
+    unknown_task = task_envelope("no.such.task", queue, [])
+    for raw in (json.dumps(pickled), json.dumps(garbage_body), json.dumps(bad_job), oversize, unknown_task,
+                "this is not an envelope", "{}"):
+        r.lpush(queue, raw)
+    client.submit_jobs(good, chunk_size=5)
+    row = account("malformed / pickle / oversize messages", client, [j.job_id for j in good] + ["bad-job"])
+    assert row["lost"] == 0 and row["tagged"] == 20, row
+    assert client.fetch(["bad-job"])["bad-job"].error_code is ErrorCode.INVALID_JOB
+    assert "too-big" not in client.fetch(["too-big"])  # rejected unread
+    stats = w.control("batching")
+    assert stats["rejected_messages"] >= 2 and stats["invalid_messages"] >= 1
+    assert w.alive() and w.control("ping") == {"ok": "pong"}
+    # and it keeps working afterwards
+    more = jobs_from(test_images, 10, "after")
+    client.submit_jobs(more, chunk_size=1)
+    assert len(client.wait([j.job_id for j in more], timeout=30)) == 10
+
+
+def test_the_same_job_id_three_times_gives_one_final_result(fleet, test_images) -> None:
+    w = fleet.worker("w", concurrency=2, **FAST).wait_ready()
+    client = fleet.client()
+    job = Job.from_bytes(test_images[3][0], "sku-3", job_id="order-42")
+    for chunk_size in (1, 1, 1):
+        client.submit_jobs([job], chunk_size=chunk_size)
+    others = jobs_from(test_images, 50, "x")
+    client.submit_jobs(others)
+    row = account("same job id submitted 3 times", client, ["order-42"] + [j.job_id for j in others])
+    assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == 51, row
+    deadline = time.monotonic() + 10
+    while w.control("batching")["duplicates"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert w.control("batching")["duplicates"] == 2
+
+
+def test_queue_over_its_limit_refuses_or_waits(fleet, test_images) -> None:
+    client = fleet.client(max_queue_length=10)  # no worker yet: the queue only grows
+    jobs = jobs_from(test_images, 40, "bp")
+    client.submit_jobs(jobs[:10], chunk_size=1)
+    with pytest.raises(QueueFull, match="holds 10 messages; the limit is 10"):
+        client.submit_jobs(jobs[10:11], chunk_size=1)
+    waiting = fleet.client(max_queue_length=10, when_full="wait", full_wait_s=60)
+    done = threading.Event()
+    threading.Thread(target=lambda: (waiting.submit_jobs(jobs[10:], chunk_size=1), done.set()), daemon=True).start()
+    time.sleep(1.0)
+    assert not done.is_set() and client.queue_length() == 10  # waiting for room
+    fleet.worker("w", concurrency=1, **FAST).wait_ready()
+    assert done.wait(60)
+    row = account("queue over its limit (wait)", client, [j.job_id for j in jobs])
+    assert row["lost"] == 0 and row["tagged"] == 40, row
+
+
+def test_a_message_taken_by_a_worker_that_died_before_recording_it_is_restored(fleet, test_images) -> None:
+    """The window kombu's BRPOP leaves open: popped, then the worker dies before it records the message."""
+    w = fleet.worker("w", concurrency=1, **FAST).wait_ready()
+    client = fleet.client()
+    r, queue = client.redis, client.settings.queue
+    job = jobs_from(test_images, 1, "orphan")[0]
+    r.lpush(f"{queue}:inflight", task_envelope("tagger.tag", queue, [job.model_dump(mode="json")]))
+    row = account("message taken, worker died before recording it", client, [job.job_id], timeout=30)
+    assert row["lost"] == 0 and row["tagged"] == 1, row
+    assert r.llen(f"{queue}:inflight") == 0
+    assert "restored a message a worker took but never recorded" in w.tail(20_000)
