@@ -208,3 +208,72 @@ def test_a_message_taken_by_a_worker_that_died_before_recording_it_is_restored(f
     assert row["lost"] == 0 and row["tagged"] == 1, row
     assert r.llen(f"{queue}:inflight") == 0
     assert "restored a message a worker took but never recorded" in w.tail(20_000)
+
+
+def test_redis_with_a_password(logs, test_images) -> None:
+    from tests.service import Fleet
+
+    fleet = Fleet(logs, password="s3cret-pass")
+    try:
+        assert ":s3cret-pass@" in fleet.url
+        fleet.worker("w", concurrency=1, **FAST).wait_ready()
+        client = fleet.client()
+        jobs = jobs_from(test_images, 50, "auth")
+        client.submit_jobs(jobs)
+        row = account("Redis with a password", client, [j.job_id for j in jobs], timeout=30)
+        assert row["lost"] == 0 and row["tagged"] == 50, row
+    finally:
+        fleet.close()
+
+
+def test_reload_model_across_a_running_fleet_loses_nothing(fleet, test_images, tmp_path) -> None:
+    """An operator switches checkpoints while jobs flow; every job gets a result naming its model."""
+    import torch
+
+    from ml import checkpoint
+    from worker.settings import DEFAULT_CHECKPOINT
+
+    old = checkpoint.load(DEFAULT_CHECKPOINT)
+    with torch.no_grad():  # a different model: same arch, perturbed weights, so a new version
+        for p in old.model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    new_version = checkpoint.save(tmp_path / "other.pt", old.model, old.arch, old.arch_args, metrics={"accuracy": 0.5})
+
+    a = fleet.worker("a", concurrency=2, **FAST)
+    b = fleet.worker("b", concurrency=1, **FAST)
+    a.wait_ready(), b.wait_ready()
+    client = fleet.client()
+    before_version = a.control("model")["model_version"]
+    sent: list[str] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        i = 0
+        while not stop.is_set():
+            batch = [Job.from_bytes(test_images[(i + k) % 500][0], f"rl-{i + k}", job_id=f"rl-{i + k}")
+                     for k in range(20)]
+            client.submit_jobs(batch, chunk_size=1 if i % 40 else 10)
+            sent.extend(j.job_id for j in batch)
+            i += 20
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    for w in (a, b):
+        assert "ok" in w.control("reload_model", checkpoint=str(tmp_path / "other.pt"))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(w.control("model").get("model_version") == new_version
+                                                  for w in (a, b)):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    stop.set()
+    thread.join()
+    row = account("reload model while jobs flow", client, sent)
+    assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == len(sent), row
+    versions = Counter(r.model_version for r in client.fetch(sent).values())
+    assert set(versions) == {before_version, new_version} and all(versions.values()), versions
+    last = client.fetch(sent[-20:])
+    assert {r.model_version for r in last.values()} == {new_version}
+    assert all(w.control("model")["checkpoint"] == str((tmp_path / "other.pt").resolve()) for w in (a, b))
+    assert "error" in a.control("reload_model", checkpoint=str(tmp_path / "missing.pt"))
