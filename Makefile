@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed-stamp
 # torchvision downloads it into data/ (see README).
 export FASHION_MNIST_ROOT ?= $(if $(wildcard ../shared/data/FashionMNIST),../shared/data,data)
 
-.PHONY: demo test train bench clean
+.PHONY: demo test bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[worker,embedded,test]'
+	$(PY) -m pip install --quiet -e '.[worker,embedded,test,bench]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -20,6 +20,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m producer.bench
 
 clean:
 	rm -rf $(VENV) runs bench-results

@@ -23,26 +23,29 @@ class LocalWorker:
     """One `celery -A worker worker` node in its own process group."""
 
     def __init__(self, redis_url: str, name: str, log_dir: Path, concurrency: int = 2, pool: str = "prefork",
-                 loglevel: str = "INFO", extra_args: tuple[str, ...] = (), **settings: Any) -> None:
+                 loglevel: str = "INFO", extra_args: tuple[str, ...] = (), app: str = "worker",
+                 **settings: Any) -> None:
         self.name = name
         self.node = f"{name}@{os.uname().nodename}"
         self.redis_url = redis_url
         self.log = log_dir / f"{name}.log"
         env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
         env.update({f"TAGGER_{k.upper()}": str(v) for k, v in settings.items()})
-        cmd = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-n", self.node, "-c", str(concurrency),
+        cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "-n", self.node, "-c", str(concurrency),
                "-P", pool, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel, *extra_args]
         self._log_file = self.log.open("ab")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
-    def wait_ready(self, timeout: float = 90.0) -> "LocalWorker":
-        """Until the node answers remote control and its pool processes have loaded the model."""
+    def wait_ready(self, timeout: float = 90.0, require_model: bool = True) -> "LocalWorker":
+        """Until the node answers remote control and (for the service) its processes have loaded the model."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker {self.name} exited: {self.tail()}")
-            if self.control("model", timeout=1.0).get("loaded"):
+            if require_model and self.control("model", timeout=1.0).get("loaded"):
+                return self
+            if not require_model and self.control("ping", timeout=1.0):
                 return self
             time.sleep(0.2)
         raise TimeoutError(f"worker {self.name} not ready after {timeout} s: {self.tail()}")

@@ -105,7 +105,8 @@ class TagResult(BaseModel):
     label_id: Optional[int] = None
     confidence: Optional[float] = None
     top3: list[Score] = Field(default_factory=list)
-    category: Optional[str] = None
+    category: Optional[str] = Field(default=None, description="e.g. tops, footwear (ml.taxonomy)")
+    department: Optional[str] = Field(default=None, description="e.g. clothing, accessories")
     needs_review: bool = False
     model: Optional[str] = Field(default=None, description="architecture name")
     model_version: Optional[str] = Field(default=None, description="weights hash of the checkpoint")

@@ -165,13 +165,31 @@ class Batcher:
         worker_state.task_ready(batch, successful=True)
 
     def _on_done(self, batch: InflightBatch, report: dict[str, Any]) -> None:
-        for p in batch.items:
-            _message, ack, _reject = p.item
-            ack(logger, self.errors)
+        self._ack(batch.items)
         self._finish(batch)
         self.stats.add(report, monotonic() - batch.started)
         self.model = report.get("model") or self.model
         self.schedule()
+
+    def _ack(self, items: list[Pending[Any]]) -> None:
+        """Acknowledge a batch's messages: one round trip per channel where the transport allows."""
+        by_channel: dict[int, list[Pending[Any]]] = {}
+        for p in items:
+            by_channel.setdefault(id(p.item[0].channel), []).append(p)
+        for group in by_channel.values():
+            qos = getattr(group[0].item[0].channel, "qos", None)
+            if hasattr(qos, "ack_many"):
+                try:
+                    qos.ack_many([p.item[0].delivery_tag for p in group])
+                    for p in group:
+                        p.item[0]._state = "ACK"
+                    continue
+                except self.errors as exc:  # Redis redelivers them; their results are published once
+                    logger.error("could not acknowledge %d messages: %s", len(group), exc)
+                    continue
+            for p in group:
+                _message, ack, _reject = p.item
+                ack(logger, self.errors)
 
     def _on_error(self, batch: InflightBatch, exc_info: Any) -> None:
         exc = getattr(exc_info, "exception", exc_info)

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from ml.preprocess import ImageError, Limits, preprocess
+from ml.taxonomy import TAXONOMY
 from producer.messages import JOB_ID_PATTERN, DecodeError, ErrorCode, Job, Score, Status, TagResult, Timings
 from worker import inference
 from worker.publish import Publisher
@@ -140,9 +141,11 @@ def classify(clf: inference.Classifier, jobs: list[Job], attempts: dict[str, int
         threshold = settings().review_threshold
         for job, ids, scores in zip(ok, pred.top_ids.tolist(), pred.top_scores.tolist()):
             top = [Score(label=clf.classes[i], label_id=i, score=s) for i, s in zip(ids, scores)]
+            tax = TAXONOMY.get(top[0].label)
             results.append(TagResult(
                 job_id=job.job_id, product_id=job.product_id, status=Status.TAGGED,
                 label=top[0].label, label_id=top[0].label_id, confidence=top[0].score, top3=top,
+                category=tax.category if tax else None, department=tax.department if tax else None,
                 needs_review=top[0].score < threshold,
                 model=info.arch, model_version=info.version,
                 timings=Timings(enqueued_at=job.enqueued_at, started_at=started, finished_at=finished,

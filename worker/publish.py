@@ -1,9 +1,11 @@
 """Results out of a pool process: Celery result backend + results stream, idempotent per job id.
 
-One Lua script per result, all of a batch's results in one pipeline (one round trip):
-the first final result for a job id is stored and streamed; any later one (a job
-processed twice after a redelivery, or submitted twice) changes nothing and is
-counted as a duplicate.
+One Lua script call per batch (one command, one round trip): for each job, the first
+final result is stored under Celery's result key, published for `AsyncResult.get()`
+subscribers and appended to the results stream; a later one (a job processed twice
+after a redelivery, or submitted twice) changes nothing and is counted as a duplicate.
+Attempt counting is one call per batch too. (All of a batch's keys in one script: a
+single Redis, not Redis Cluster.)
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timezone
+
 import redis
 
 from producer.client import connect
@@ -18,14 +21,36 @@ from producer.keys import attempts_key, result_key
 from producer.messages import Job, TagResult
 from producer.settings import ServiceSettings
 
-# KEYS: result key, results stream. ARGV: ttl, meta json, stream maxlen, job id, status, result json.
-PUBLISH_ONCE = """
-if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[1]) then
-  redis.call('PUBLISH', KEYS[1], ARGV[2])
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'job_id', ARGV[4], 'status', ARGV[5], 'result', ARGV[6])
-  return 1
+# KEYS: n attempt keys, then n result keys. ARGV: ttl. Returns attempts, has-result pairs.
+COUNT_ATTEMPTS = """
+local n = #KEYS / 2
+local out = {}
+for i = 1, n do
+  out[2 * i - 1] = redis.call('INCR', KEYS[i])
+  redis.call('EXPIRE', KEYS[i], ARGV[1])
+  out[2 * i] = redis.call('EXISTS', KEYS[n + i])
 end
-return 0
+return out
+"""
+
+# KEYS: n result keys, then the results stream. ARGV: ttl, stream maxlen, then per result:
+# meta json, job id, status, result json. Returns 1 (stored) or 0 (duplicate) per result.
+PUBLISH_ONCE = """
+local n = #KEYS - 1
+local stream = KEYS[n + 1]
+local out = {}
+for i = 1, n do
+  local a = 2 + 4 * (i - 1)
+  if redis.call('SET', KEYS[i], ARGV[a + 1], 'NX', 'EX', ARGV[1]) then
+    redis.call('PUBLISH', KEYS[i], ARGV[a + 1])
+    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '*',
+               'job_id', ARGV[a + 2], 'status', ARGV[a + 3], 'result', ARGV[a + 4])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
 """
 
 
@@ -33,37 +58,35 @@ class Publisher:
     def __init__(self, settings: ServiceSettings, client: redis.Redis | None = None) -> None:
         self.settings = settings
         self.redis = client or connect(settings.redis_url)
-        self._publish_once = self.redis.register_script(PUBLISH_ONCE)
+        self._count = self.redis.register_script(COUNT_ATTEMPTS)
+        self._publish = self.redis.register_script(PUBLISH_ONCE)
 
     def count_attempts(self, job_ids: list[str]) -> list[tuple[int, bool]]:
         """(deliveries so far including this one, whether a final result exists) per job.
 
         Redis keeps no delivery counter, so the worker keeps one per job id.
         """
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.incr(attempts_key(job_id))
-            pipe.expire(attempts_key(job_id), self.settings.result_ttl_s)
-            pipe.exists(result_key(job_id))
-        replies = pipe.execute()
-        return [(int(replies[i]), bool(replies[i + 2])) for i in range(0, len(replies), 3)]
+        if not job_ids:
+            return []
+        keys = [attempts_key(j) for j in job_ids] + [result_key(j) for j in job_ids]
+        replies = self._count(keys=keys, args=[self.settings.result_ttl_s])
+        return [(int(replies[i]), bool(replies[i + 1])) for i in range(0, len(replies), 2)]
 
     def publish(self, results: list[TagResult]) -> list[bool]:
         """Store and stream each result once; per result, whether it was new (else a duplicate)."""
         if not results:
             return []
         s = self.settings
-        done = _iso_now()
-        pipe = self.redis.pipeline(transaction=False)
+        done = json.dumps(datetime.now(timezone.utc).isoformat())
+        args: list[str | int] = [s.result_ttl_s, s.stream_maxlen]
         for r in results:
-            payload = r.model_dump(mode="json")
-            meta = json.dumps({"status": "SUCCESS", "result": payload, "traceback": None, "children": [],
-                               "date_done": done, "task_id": r.job_id}, separators=(",", ":"))
-            self._publish_once(keys=[result_key(r.job_id), s.results_stream],
-                               args=[s.result_ttl_s, meta, s.stream_maxlen, r.job_id, r.status.value,
-                                     json.dumps(payload, separators=(",", ":"))],
-                               client=pipe)
-        return [bool(x) for x in pipe.execute()]
+            payload = r.model_dump_json()
+            # Celery's result-backend layout, built around the payload rather than re-encoding it
+            meta = (f'{{"status":"SUCCESS","result":{payload},"traceback":null,"children":[],'
+                    f'"date_done":{done},"task_id":{json.dumps(r.job_id)}}}')
+            args += [meta, r.job_id, r.status.value, payload]
+        replies = self._publish(keys=[result_key(r.job_id) for r in results] + [s.results_stream], args=args)
+        return [bool(x) for x in replies]
 
     def dead_letter(self, job: Job, reason: str, attempts: int) -> None:
         """Keep the whole job (image included) so an operator can inspect and replay it."""
@@ -71,7 +94,3 @@ class Publisher:
                         {"job": job.model_dump_json(), "reason": reason, "attempts": attempts,
                          "failed_at": time.time()},
                         maxlen=self.settings.dead_letter_maxlen, approximate=True)
-
-
-def _iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat()

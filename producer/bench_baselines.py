@@ -1,0 +1,79 @@
+"""Baselines for the benchmark only, not part of the service.
+
+    celery -A producer.bench_baselines:naive worker      # one task per image, no batching
+    celery -A producer.bench_baselines:cbatches worker   # celery-batches (flush 256 / 50 ms)
+
+Both load the same checkpoint once per pool process and use the same preprocessing as
+the service, so the benchmark compares delivery and batching, not models.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+_state: dict[str, Any] = {}
+
+
+def _app(name: str, prefetch_multiplier: int) -> Celery:
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    app = Celery(name, broker=url, backend=url)
+    app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"],
+                    result_accept_content=["json"], task_default_queue=f"bench-{name}",
+                    worker_prefetch_multiplier=prefetch_multiplier, worker_proc_alive_timeout=60.0,
+                    result_expires=3600)
+    return app
+
+
+@worker_process_init.connect
+def _load(**_: object) -> None:
+    import torch
+
+    from ml.checkpoint import load
+    from worker.settings import WorkerSettings
+
+    torch.set_num_threads(1)
+    _state["ck"] = load(WorkerSettings().checkpoint)
+
+
+def classify(images: list[bytes]) -> list[dict[str, Any]]:
+    """Preprocess each image and classify them in one forward pass."""
+    import numpy as np
+    import torch
+
+    from ml.data import normalize
+    from ml.preprocess import preprocess
+
+    ck = _state["ck"]
+    x = normalize(torch.from_numpy(np.stack([preprocess(b) for b in images])), ck.mean, ck.std)
+    with torch.inference_mode():
+        conf, idx = ck.model(x).softmax(1).max(1)
+    return [{"label": ck.classes[i], "label_id": i, "confidence": c} for i, c in zip(idx.tolist(), conf.tolist())]
+
+
+naive = _app("naive", prefetch_multiplier=4)  # Celery's default
+
+
+@naive.task(name="naive.tag")
+def naive_tag(image_b64: str, product_id: str) -> dict[str, Any]:
+    return {"product_id": product_id, **classify([base64.b64decode(image_b64)])[0]}
+
+
+cbatches = _app("cbatches", prefetch_multiplier=256)  # prefetch must allow a full batch to form
+
+try:
+    from celery_batches import Batches
+except ImportError:  # pragma: no cover - optional: `pip install celery-batches`
+    Batches = None
+
+if Batches is not None:
+
+    @cbatches.task(name="cbatches.tag", base=Batches, flush_every=256, flush_interval=0.05)
+    def cbatches_tag(requests: list[Any]) -> None:
+        results = classify([base64.b64decode(r.args[0]) for r in requests])
+        for r, result in zip(requests, results):
+            cbatches.backend.mark_as_done(r.id, {"product_id": r.args[1], **result}, request=r)
