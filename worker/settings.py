@@ -19,7 +19,7 @@ class WorkerSettings(ServiceSettings):
     max_batch_wait_ms: float = Field(10.0, ge=0, le=10_000,
                                      description="a batch closes when its oldest job has waited this long")
     torch_threads: int = Field(1, ge=1, description="torch threads per worker process")
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="cpu, cuda, or auto (cuda when available)")
     max_attempts: int = Field(3, ge=1, description="deliveries of a job before it is dead-lettered")
     visibility_timeout_s: int = Field(
         300, ge=1, description="an unacknowledged message is redelivered after this long (worker lost)")
