@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 import os
 import re
 import time
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -27,6 +27,7 @@ from producer.messages import JOB_ID_PATTERN, DecodeError, ErrorCode, Job, Score
 from worker import inference
 from worker.publish import Publisher
 from worker.settings import WorkerSettings
+from worker.stats import BatchReport
 
 logger = logging.getLogger(__name__)
 # Test hook (never set in production): a job with this product id kills its process,
@@ -47,24 +48,6 @@ def publisher() -> Publisher:
 def limits() -> Limits:
     s = settings()
     return Limits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
-
-
-@dataclass
-class BatchReport:
-    """What the consumer process learns about a batch it dispatched."""
-
-    jobs: int = 0
-    tagged: int = 0
-    failed: int = 0
-    duplicates: int = 0
-    dead_lettered: int = 0
-    invalid_messages: int = 0
-    isolated: int = 0
-    forward_passes: int = 0
-    queue_wait_s: float = 0.0  # summed over jobs
-    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
-        ("parse", "attempts", "decode", "forward", "publish"), 0.0))
-    model: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_message(body: bytes | str, worker: str | None = None) -> tuple[list[Job], list[TagResult]]:
@@ -221,7 +204,7 @@ def run_batch(bodies: list[bytes | str], ctx: dict[str, Any]) -> dict[str, Any]:
     for job in suspects:
         report.isolated += 1
         _publish(pub, classify(clf, [job], attempts, report, worker), report)
-    return report.__dict__
+    return asdict(report)
 
 
 def describe_model(ctx: dict[str, Any]) -> dict[str, Any]:
