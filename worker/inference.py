@@ -38,12 +38,17 @@ class Classifier:
         self.checkpoint = load(path, device=device)
         self.mean = self.checkpoint.mean
         self.std = self.checkpoint.std
+        self._info = self._describe()
 
     @property
     def classes(self) -> tuple[str, ...]:
         return self.checkpoint.classes
 
     def info(self) -> dict[str, Any]:
+        """What `inspect model` shows (computed once: every batch report carries it)."""
+        return self._info
+
+    def _describe(self) -> dict[str, Any]:
         ck = self.checkpoint
         return {
             "arch": ck.arch,

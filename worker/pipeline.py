@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
 import os
 import re
 import time
+from dataclasses import asdict
 from functools import lru_cache
 from typing import Any
 
@@ -148,34 +148,20 @@ def run_batch(bodies: list[bytes | str], ctx: dict[str, Any]) -> dict[str, Any]:
     started = time.time()
 
     t = time.perf_counter()
-    jobs: list[Job] = []
-    early: list[TagResult] = []
-    for body in bodies:
-        try:
-            ok, bad = parse_message(body, worker)
-        except DecodeError as exc:
-            report.invalid_messages += 1
-            logger.error("rejected a malformed message: %s", exc)
-            continue
-        jobs += ok
-        early += bad
-    unique = list({j.job_id: j for j in reversed(jobs)}.values())[::-1]  # first copy of each job id
-    report.duplicates += len(jobs) - len(unique)
-    jobs = unique
+    jobs, early = _parse_all(bodies, worker, report)
     report.seconds["parse"] += time.perf_counter() - t
-
     t = time.perf_counter()
-    counts = pub.count_attempts([j.job_id for j in jobs]) if jobs else []
+    counts = pub.count_attempts([j.job_id for j in jobs])
     report.seconds["attempts"] += time.perf_counter() - t
     attempts = {j.job_id: n for j, (n, _) in zip(jobs, counts)}
-    fresh, suspects = [], []
     report.jobs = len(jobs) + len(early)
-    dead: list[tuple[Job, int]] = []
+
+    fresh, suspects, dead = [], [], []
     for job, (n, done) in zip(jobs, counts):
         if done:
             report.duplicates += 1  # already has its final result: nothing to do
         elif n > s.max_attempts:
-            dead.append((job, n - 1))
+            dead.append(job)
             early.append(failure(job.job_id, job.product_id, ErrorCode.TOO_MANY_ATTEMPTS,
                                  f"gave up after {n - 1} deliveries without a result (dead-lettered)",
                                  started, 1, worker, n - 1, job.enqueued_at, job.metadata))
@@ -187,24 +173,49 @@ def run_batch(bodies: list[bytes | str], ctx: dict[str, Any]) -> dict[str, Any]:
     clf = inference.get(ctx["checkpoint"], ctx["generation"], s.device, s.torch_threads)
     report.model = clf.info()
     stored = _publish(pub, early, report)
-    dead_ids = {job.job_id for job, _ in dead}
-    newly_failed = {r.job_id for r, new in zip(early, stored) if new and r.job_id in dead_ids}
-    for job, delivered in dead:  # a job delivered twice more still lands in the stream once
+    newly_failed = {r.job_id for r, new in zip(early, stored) if new}
+    for job in dead:  # only with its first final result: a job delivered again lands there once
         if job.job_id in newly_failed:
-            pub.dead_letter(job, f"no result after {delivered} deliveries", delivered)
+            pub.dead_letter(job, f"no result after {attempts[job.job_id] - 1} deliveries", attempts[job.job_id] - 1)
             report.dead_lettered += 1
     if fresh:
         _publish(pub, classify(clf, fresh, attempts, report, worker), report)
-    # One at a time: one of them may be what killed the last batch. The order flips with
-    # each delivery, so jobs queued behind a crashing job get their turn before it on the
-    # next delivery, instead of sharing its fate until they are dead-lettered with it.
-    # (Sorted by enqueue time first: redelivery order says nothing, requeueing reverses it.)
-    flip = bool(suspects) and min(attempts[j.job_id] for j in suspects) % 2 == 1
-    suspects.sort(key=lambda j: (j.enqueued_at, j.job_id), reverse=flip)
-    for job in suspects:
+    for job in isolation_order(suspects, attempts):
         report.isolated += 1
         _publish(pub, classify(clf, [job], attempts, report, worker), report)
     return asdict(report)
+
+
+def isolation_order(suspects: list[Job], attempts: dict[str, int]) -> list[Job]:
+    """The order in which redelivered jobs run, one at a time.
+
+    One of them may be what killed the last batch. The order flips with each delivery,
+    so jobs queued behind a crashing job run before it on the next delivery instead of
+    sharing its fate until they are dead-lettered with it. It starts from enqueue
+    time: redelivery order means nothing (requeueing reverses it).
+    """
+    if not suspects:
+        return []
+    flip = min(attempts[j.job_id] for j in suspects) % 2 == 1
+    return sorted(suspects, key=lambda j: (j.enqueued_at, j.job_id), reverse=flip)
+
+
+def _parse_all(bodies: list[bytes | str], worker: str | None, report: BatchReport) -> tuple[list[Job], list[TagResult]]:
+    """Jobs of all messages (first copy of each job id) and failed results for invalid jobs."""
+    jobs: list[Job] = []
+    invalid: list[TagResult] = []
+    for body in bodies:
+        try:
+            ok, bad = parse_message(body, worker)
+        except DecodeError as exc:
+            report.invalid_messages += 1
+            logger.error("rejected a malformed message: %s", exc)
+            continue
+        jobs += ok
+        invalid += bad
+    unique = list({j.job_id: j for j in reversed(jobs)}.values())[::-1]
+    report.duplicates += len(jobs) - len(unique)
+    return unique, invalid
 
 
 def describe_model(ctx: dict[str, Any]) -> dict[str, Any]:
