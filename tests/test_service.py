@@ -53,7 +53,14 @@ def test_known_images_come_back_with_the_models_labels_in_backend_and_stream(wor
     first = got[0]
     assert first.label == first.top3[0].label and len(first.top3) == 3
     assert first.top3[0].score >= first.top3[1].score >= first.top3[2].score
-    assert first.model == "seed" or first.model_version  # names the model that produced it
+    assert first.model and first.model_version  # names the model that produced it
+    # the review flag follows the configured threshold; the taxonomy fills category and department
+    from worker.settings import WorkerSettings
+
+    threshold = WorkerSettings().review_threshold
+    assert all(r.needs_review == (r.confidence < threshold) for r in got)
+    assert any(r.needs_review for r in got) and not all(r.needs_review for r in got)
+    assert {(r.label, r.category, r.department) for r in got if r.label == "Bag"} == {("Bag", "bags", "accessories")}
     assert first.timings.enqueued_at <= first.timings.started_at <= first.timings.finished_at
     # the Celery result backend: the handle's .get() returns the same result
     assert handles[5].get(timeout=10) == results[handles[5].job_id]
