@@ -145,15 +145,20 @@ class TaggerClient:
         return self.submit_jobs(jobs, chunk_size)
 
     def submit_jobs(self, jobs: list[Job], chunk_size: int | None = None) -> list[JobHandle]:
+        """Send jobs, `chunk_size` per message, PIPELINE_MESSAGES messages per round trip.
+
+        Envelopes are built one pipeline at a time, so memory stays flat for large submissions.
+        """
         size = chunk_size or self.settings.chunk_size
         s = self.settings
-        envelopes = [task_envelope(s.task_name, s.queue, [j.model_dump(mode="json") for j in jobs[i:i + size]])
-                     for i in range(0, len(jobs), size)]
-        for start in range(0, len(envelopes), PIPELINE_MESSAGES):
+        per_pipeline = size * PIPELINE_MESSAGES
+        for start in range(0, len(jobs), per_pipeline):
             self._wait_for_room()
             pipe = self.redis.pipeline(transaction=False)
-            for env in envelopes[start:start + PIPELINE_MESSAGES]:
-                pipe.lpush(s.queue, env)
+            group = jobs[start:start + per_pipeline]
+            for i in range(0, len(group), size):
+                pipe.lpush(s.queue, task_envelope(s.task_name, s.queue,
+                                                  [j.model_dump(mode="json") for j in group[i:i + size]]))
             pipe.execute()
         return [JobHandle(j.job_id, j.product_id, self) for j in jobs]
 
