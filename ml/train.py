@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--arch", default="seed", choices=sorted(ARCHS), help="architecture from ml.model")
     p.add_argument("--width", type=int, default=None,
                    help="channels of the first stage, for archs that take it (compact: 24); unset: the arch's default")
+    p.add_argument("--head", default=None, choices=["gap", "flat"],
+                   help="classifier head, for archs that take it (compact: gap); unset: the arch's default")
     p.add_argument("--epochs", type=int, default=1, help="passes over the training split")
     p.add_argument("--batch-size", type=int, default=32, help="images per optimisation step")
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         val = data_mod.Split(val.images[:500], val.labels[:500])
         test = data_mod.Split(test.images[:500], test.labels[:500])
 
-    arch_args: dict[str, Any] = {} if args.width is None else {"width": args.width}
+    arch_args: dict[str, Any] = {k: v for k, v in (("width", args.width), ("head", args.head)) if v is not None}
     model = build(args.arch, **arch_args)
     opt = make_optimizer(model, args)
     steps_per_epoch = DRY_RUN_BATCHES if args.dry_run else -(-len(ds.train) // args.batch_size)
