@@ -3,9 +3,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-# Where Fashion-MNIST lives on the machines that build this project; elsewhere
-# torchvision downloads it into data/ (see README).
-export FASHION_MNIST_ROOT ?= $(if $(wildcard ../shared/data/FashionMNIST),../shared/data,data)
+# Where Fashion-MNIST lives on the machines that build this project (../shared/data beside the
+# checkout, or the workplace's /work/shared/data for a clone elsewhere); otherwise data/, where
+# torchvision downloads it (see README). Tests never download: without the files they skip.
+export FASHION_MNIST_ROOT ?= $(firstword $(foreach d,$(abspath ../shared/data) /work/shared/data,$(if $(wildcard $(d)/FashionMNIST/raw),$(d))) data)
 
 .PHONY: demo test bench clean
 

@@ -10,12 +10,24 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+DATA_CANDIDATES = [ROOT.parent / "shared" / "data", Path("/work/shared/data")]
+
+
+def _find_data() -> Path | None:
+    env = os.environ.get("FASHION_MNIST_ROOT")
+    for root in ([Path(env)] if env else []) + DATA_CANDIDATES:
+        if (root / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
+            return root.resolve()
+    return None
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """Fashion-MNIST on this machine; tests never download it."""
-    root = Path(os.environ.get("FASHION_MNIST_ROOT") or ROOT.parent / "shared" / "data")
-    if not (root / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
-        pytest.skip(f"Fashion-MNIST not found under {root}; set FASHION_MNIST_ROOT")
+    root = _find_data()
+    if root is None:
+        pytest.skip("Fashion-MNIST not found: set FASHION_MNIST_ROOT to a folder holding FashionMNIST/raw/")
+    os.environ["FASHION_MNIST_ROOT"] = str(root)  # for the worker and benchmark processes tests start
     return root
 
 
@@ -101,8 +113,11 @@ def test_images(data_root: Path) -> list[tuple[bytes, int]]:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """The fault tests' accounting, as the README's table shows it."""
+    """The fault tests' accounting, as the README's table shows it; a loud line if data was missing."""
     from tests import test_faults
+
+    if _find_data() is None:
+        terminalreporter.section("Fashion-MNIST NOT FOUND: every test that needs it was skipped", red=True)
 
     if not test_faults.REPORT:
         return
