@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from producer.settings import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CHECKPOINT = REPO_ROOT / "models" / "seed" / "model.pt"
+DEFAULT_CHECKPOINT = REPO_ROOT / "models" / "compact" / "model.pt"
 
 
 class WorkerSettings(ServiceSettings):
