@@ -132,3 +132,20 @@ def test_speed_measures_a_positive_rate() -> None:
     rates = speed.measure(net, torch.randint(0, 256, (64, 28, 28), dtype=torch.uint8), batch_size=32, rounds=2,
                           batches_per_round=2)
     assert len(rates) == 2 and all(r > 0 for r in rates)
+
+
+def test_folding_batchnorm_for_serving_keeps_the_outputs(dataset) -> None:
+    """The worker serves the model with BatchNorm folded into the convs: same tags, no BN left."""
+    from ml import checkpoint, data
+    from ml.model import fuse_for_inference
+    from worker.settings import DEFAULT_CHECKPOINT
+
+    ck = checkpoint.load(DEFAULT_CHECKPOINT)
+    served = fuse_for_inference(ck.model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in served.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in ck.model.modules())  # the original is untouched
+    x = data.normalize(dataset.test.images[:2000])
+    with torch.inference_mode():
+        a, b = ck.model(x), served(x)
+    assert torch.equal(a.argmax(1), b.argmax(1))
+    assert torch.allclose(a, b, atol=1e-4)

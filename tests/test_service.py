@@ -126,7 +126,12 @@ def test_inspect_model_and_batching_print_what_an_operator_needs(worker, redis_u
     model = inspect_json(redis_url, "model")[worker.node]
     for key in ("arch", "model_version", "checkpoint", "test_accuracy", "classes", "device", "params"):
         assert key in model, key
-    assert model["arch"] == "seed" and model["params"] == 31_530 and len(model["classes"]) == 10
+    from ml.checkpoint import load
+    from worker.settings import DEFAULT_CHECKPOINT
+
+    default = load(DEFAULT_CHECKPOINT)  # the worker serves the committed default model
+    assert (model["arch"], model["params"], model["model_version"]) == (default.arch, default.params, default.version)
+    assert model["test_accuracy"] == default.metrics["accuracy"] and model["classes"] == list(default.classes)
     batching = inspect_json(redis_url, "batching")[worker.node]
     for key in ("batches", "mean_batch_size", "max_batch_size", "tagged", "failed", "mean_queue_wait_ms",
                 "images_per_second"):

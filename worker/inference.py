@@ -30,12 +30,14 @@ class Classifier:
         import torch
 
         from ml.checkpoint import load
+        from ml.model import fuse_for_inference
 
         torch.set_num_threads(threads)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device
         self.checkpoint = load(path, device=device)
+        self.model = fuse_for_inference(self.checkpoint.model)  # BatchNorm folded: faster, same tags
         self.mean = self.checkpoint.mean
         self.std = self.checkpoint.std
         self._info = self._describe()
@@ -69,7 +71,7 @@ class Classifier:
 
         with torch.inference_mode():
             x = normalize(torch.from_numpy(images).to(self.device), self.mean, self.std)
-            probs = self.checkpoint.model(x).softmax(dim=1)
+            probs = self.model(x).softmax(dim=1)
             scores, ids = probs.topk(k, dim=1)
         return Prediction(ids.cpu().numpy(), scores.cpu().numpy())
 

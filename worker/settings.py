@@ -28,7 +28,7 @@ class WorkerSettings(ServiceSettings):
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024,
                                    description="larger messages are rejected unread (a chunk of images, base64)")
     review_threshold: float = Field(
-        0.88, ge=0, le=1, description="tags below this confidence get needs_review (0.88: 97% precision of the "
+        0.62, ge=0, le=1, description="tags below this confidence get needs_review (0.62: 97% precision of the "
         "unflagged tags of the default model on photo-like validation images; rerun ml.evaluate --photos per model)")
 
     @model_validator(mode="after")
