@@ -25,7 +25,7 @@ from producer.protocol import task_envelope
 from producer.settings import ClientSettings
 
 ImageInput = Union[bytes, str, Path]
-PIPELINE_MESSAGES = 256  # messages per Redis round trip in submit_many
+PIPELINE_JOBS = 1_024  # jobs per Redis round trip in submit_many: workers start while the rest is built
 MGET_KEYS = 1_000
 
 
@@ -145,13 +145,14 @@ class TaggerClient:
         return self.submit_jobs(jobs, chunk_size)
 
     def submit_jobs(self, jobs: list[Job], chunk_size: int | None = None) -> list[JobHandle]:
-        """Send jobs, `chunk_size` per message, PIPELINE_MESSAGES messages per round trip.
+        """Send jobs, `chunk_size` per message, about PIPELINE_JOBS jobs per round trip.
 
-        Envelopes are built one pipeline at a time, so memory stays flat for large submissions.
+        Envelopes are built one pipeline at a time, so memory stays flat for large submissions
+        and the first messages reach the workers while later ones are still being built.
         """
         size = chunk_size or self.settings.chunk_size
         s = self.settings
-        per_pipeline = size * PIPELINE_MESSAGES
+        per_pipeline = max(size, PIPELINE_JOBS // size * size)
         for start in range(0, len(jobs), per_pipeline):
             self._wait_for_room()
             pipe = self.redis.pipeline(transaction=False)
