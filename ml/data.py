@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -110,3 +110,11 @@ def batches(
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         yield split.images[idx], split.labels[idx]
+
+
+def run_cli(main: Callable[[], Any]) -> None:
+    """Run a command's main(); a missing dataset is one clear line and exit status 1, not a traceback."""
+    try:
+        main()
+    except DataNotFoundError as exc:
+        raise SystemExit(f"error: {exc}") from None

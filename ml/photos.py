@@ -347,4 +347,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from ml.data import run_cli
+
+    run_cli(main)

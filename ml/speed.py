@@ -67,7 +67,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except data_mod.DataNotFoundError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    data_mod.run_cli(main)
