@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ml import checkpoint as ckpt_io
 from ml import data as data_mod
 from ml.constants import CLASSES
-from ml.evaluate import format_tables, predict, write_report
+from ml.evaluate import format_tables, write_report
 from ml.augment import augment_batch
 from ml.model import ARCHS, build, count_macs, count_params
 

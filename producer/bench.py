@@ -28,8 +28,6 @@ import io
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -40,7 +38,7 @@ import numpy as np
 
 from producer.client import TaggerClient
 from producer.keys import result_key
-from producer.local import ROOT, LocalWorker
+from producer.local import LocalWorker
 from producer.messages import Job, TagResult
 from producer.redis_server import RedisServer
 

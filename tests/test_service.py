@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import os
 import struct
 import subprocess
 import sys
 import zlib
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from producer.messages import ErrorCode, Job, Status

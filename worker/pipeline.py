@@ -139,8 +139,12 @@ def classify(clf: inference.Classifier, jobs: list[Job], attempts: dict[str, int
     return results
 
 
-def run_batch(bodies: list[bytes | str], ctx: dict[str, Any]) -> dict[str, Any]:
-    """Entry point in the pool process. `ctx`: checkpoint, generation, hostname."""
+def run_batch(payload: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    """Entry point in the pool process.
+
+    `payload`: the batch's message bodies, or the Redis key holding them (large batches).
+    `ctx`: checkpoint, generation, hostname.
+    """
     s = settings()
     pub = publisher()
     report = BatchReport()
@@ -148,6 +152,7 @@ def run_batch(bodies: list[bytes | str], ctx: dict[str, Any]) -> dict[str, Any]:
     started = time.time()
 
     t = time.perf_counter()
+    bodies = payload["bodies"] if "bodies" in payload else pub.take_batch(payload["key"])
     jobs, early = _parse_all(bodies, worker, report)
     report.seconds["parse"] += time.perf_counter() - t
     t = time.perf_counter()

@@ -61,6 +61,14 @@ class Publisher:
         self._count = self.redis.register_script(COUNT_ATTEMPTS)
         self._publish = self.redis.register_script(PUBLISH_ONCE)
 
+    def take_batch(self, key: str) -> list[bytes]:
+        """A large batch's message bodies, left in Redis by the consumer process."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            bodies, _ = pipe.lrange(key, 0, -1).delete(key).execute()
+        if not bodies:  # expired or lost with Redis: raise, and the batch is requeued
+            raise LookupError(f"batch {key} is gone from Redis")
+        return list(bodies)
+
     def count_attempts(self, job_ids: list[str]) -> list[tuple[int, bool]]:
         """(deliveries so far including this one, whether a final result exists) per job.
 

@@ -15,5 +15,5 @@ def tag(jobs: list[dict[str, Any]]) -> dict[str, Any]:
 
     from worker.pipeline import run_batch
 
-    return run_batch([json.dumps([[jobs], {}, {}])], {"checkpoint": str(settings.checkpoint), "generation": 0,
-                                                        "hostname": "direct"})
+    return run_batch({"bodies": [json.dumps([[jobs], {}, {}])]},
+                     {"checkpoint": str(settings.checkpoint), "generation": 0, "hostname": "direct"})

@@ -167,7 +167,8 @@ class Channel(kombu_redis.Channel):
             reason = "" if is_envelope(message) else "not a message envelope"
         if reason:
             logger.error("dropped an item from queue %r: %s: %.200r", queue, reason, item)
-            self.client.lrem(inflight_key(queue), 1, item)
+            with self.conn_or_acquire() as client:
+                client.lrem(inflight_key(queue), 1, item)
             raise Empty()
         self._moved = (inflight_key(queue), item)
         try:
@@ -182,7 +183,9 @@ class Channel(kombu_redis.Channel):
         room = min(self.qos.can_consume_max_estimate() or 0, MAX_EXTRA_PER_FETCH)
         if room <= 0:
             return
-        items = self.client.eval(TAKE_MORE, 3, queue, self.unacked_key, self.unacked_index_key, room, queue)
+        # Not on self.client: its connection is the one kombu keeps for the blocking fetch.
+        with self.conn_or_acquire() as client:
+            items = client.eval(TAKE_MORE, 3, queue, self.unacked_key, self.unacked_index_key, room, queue)
         self._prerecorded = True
         try:
             for raw in items:
