@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import pickle
 import signal
 import threading
@@ -72,9 +73,6 @@ def test_kill_9_a_pool_process_mid_batch(fleet, test_images) -> None:
     client.submit_jobs(jobs, chunk_size=4)
     time.sleep(0.3)
     victim = w.pool_pids()[0]
-    signal.pthread_kill  # noqa: B018  (documentation: we kill a process, not a thread)
-    import os
-
     os.kill(victim, signal.SIGKILL)
     row = account("kill -9 a pool process mid-batch", client, [j.job_id for j in jobs])
     assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == 3000, row
