@@ -14,12 +14,12 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from ml.constants import CLASSES
 from producer.client import TaggerClient
 from producer.local import ROOT, LocalWorker
 from producer.redis_server import RedisServer
 
 SAMPLES = ROOT / "samples"
-CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
 def true_label(path: Path) -> str | None:
