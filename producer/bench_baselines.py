@@ -3,8 +3,8 @@
     celery -A producer.bench_baselines:naive worker      # one task per image, no batching
     celery -A producer.bench_baselines:cbatches worker   # celery-batches (flush 256 / 50 ms)
 
-Both load the same checkpoint once per pool process and use the same preprocessing as
-the service, so the benchmark compares delivery and batching, not models.
+Both load the same checkpoint once per pool process with the service's own classifier
+(worker.inference) and preprocessing, so the benchmark compares delivery and batching, not models.
 """
 
 from __future__ import annotations
@@ -31,28 +31,22 @@ def _app(name: str, prefetch_multiplier: int) -> Celery:
 
 @worker_process_init.connect
 def _load(**_: object) -> None:
-    import torch
-
-    from ml.checkpoint import load
+    from worker.inference import Classifier
     from worker.settings import WorkerSettings
 
-    torch.set_num_threads(1)
-    _state["ck"] = load(WorkerSettings().checkpoint)
+    _state["clf"] = Classifier(WorkerSettings().checkpoint, threads=1)  # as the service serves it
 
 
 def classify(images: list[bytes]) -> list[dict[str, Any]]:
-    """Preprocess each image and classify them in one forward pass."""
+    """Preprocess each image and classify them in one forward pass (the service's own call)."""
     import numpy as np
-    import torch
 
-    from ml.data import normalize
     from ml.preprocess import preprocess
 
-    ck = _state["ck"]
-    x = normalize(torch.from_numpy(np.stack([preprocess(b) for b in images])), ck.mean, ck.std)
-    with torch.inference_mode():
-        conf, idx = ck.model(x).softmax(1).max(1)
-    return [{"label": ck.classes[i], "label_id": i, "confidence": c} for i, c in zip(idx.tolist(), conf.tolist())]
+    clf = _state["clf"]
+    pred = clf.predict(np.stack([preprocess(b) for b in images]), k=1)
+    return [{"label": clf.classes[i], "label_id": i, "confidence": c}
+            for i, c in zip(pred.top_ids[:, 0].tolist(), pred.top_scores[:, 0].tolist())]
 
 
 naive = _app("naive", prefetch_multiplier=4)  # Celery's default
