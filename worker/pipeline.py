@@ -45,6 +45,7 @@ def publisher() -> Publisher:
     return Publisher(settings())  # one Redis connection pool per process, made after the fork
 
 
+@lru_cache(maxsize=1)
 def limits() -> Limits:
     s = settings()
     return Limits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
