@@ -127,6 +127,10 @@ def node_processes(worker: LocalWorker) -> dict[str, list[int]]:
     return {"consumer": [worker.proc.pid], "pool": worker.pool_pids()}
 
 
+def node_peak_rss_mb(worker: LocalWorker) -> dict[str, list[float]]:
+    return {k: [peak_rss_mb(p) for p in v] for k, v in node_processes(worker).items()}
+
+
 def wait_keys(client: TaggerClient, ids: list[str], timeout: float, window: int = 500) -> float:
     """Poll the result backend until every id has a result; returns when the last one arrived.
 
@@ -174,11 +178,9 @@ def run_baseline(name: str, url: str, logs: Path, pngs: list[bytes], processes: 
         t0 = time.perf_counter()
         app.control.add_consumer(queue, destination=[worker.node], reply=True)
         drain = len(ids) / (wait_keys(client, ids, 600) - t0)
-        procs = node_processes(worker)
         return {"jobs": len(pngs), "end_to_end_images_per_second": round(e2e, 1),
                 "producer_publishes_per_second": round(len(pngs) / published, 1),
-                "drain_images_per_second": round(drain, 1),
-                "peak_rss_mb": {k: [peak_rss_mb(p) for p in v] for k, v in procs.items()}}
+                "drain_images_per_second": round(drain, 1), "peak_rss_mb": node_peak_rss_mb(worker)}
     finally:
         client.close()
         worker.stop()
@@ -272,9 +274,7 @@ class Service:
                 "mean_batch_size": round(float(np.mean([arrived[j][1].timings.batch_size for j in submitted])), 1)}
 
     def peak_rss(self) -> dict[str, list[float]]:
-        if self.worker is None:
-            return {}
-        return {k: [peak_rss_mb(p) for p in v] for k, v in node_processes(self.worker).items()}
+        return {} if self.worker is None else node_peak_rss_mb(self.worker)
 
     def close(self) -> None:
         self.client.close()
@@ -350,8 +350,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"{s['bulk']['images_per_second'] / ceil:.0%} of the ceiling")
     row("service, single-image jobs, end to end", s["single"]["images_per_second"], s["single"]["mean_batch_size"],
         "one message and one call per job")
-    row("service, single-image jobs, draining", s["single_drain"]["images_per_second"],
-        s["single_drain"]["mean_batch_size"])
+    if "single_drain" in s:  # not measured with --external-workers
+        row("service, single-image jobs, draining", s["single_drain"]["images_per_second"],
+            s["single_drain"]["mean_batch_size"])
     lines += ["", f"Open loop, single-image jobs, Poisson arrivals (max batch wait {r['config']['max_batch_wait_ms']} ms):",
               "", "| load | offered/s | achieved/s | p50 ms | p95 ms | p99 ms | queue wait p50 | compute p50 | mean batch |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -363,9 +364,9 @@ def markdown(r: dict[str, Any]) -> str:
               "| stage | bulk | single |", "|---|---:|---:|"]
     for k in s["bulk"]["time_per_image_us"]:
         lines.append(f"| {k} | {s['bulk']['time_per_image_us'][k]} | {s['single']['time_per_image_us'].get(k, '')} |")
-    rss = s.get("peak_rss_mb", {})
-    lines += ["", f"Peak resident memory, service worker: consumer {rss.get('consumer')} MB, pool processes "
-              f"{rss.get('pool')} MB."]
+    if rss := s.get("peak_rss_mb"):  # not measured with --external-workers
+        lines += ["", f"Peak resident memory, service worker: consumer {rss['consumer']} MB, pool processes "
+                  f"{rss['pool']} MB."]
     if "preprocessing" in r:
         lines += ["", "Preprocessing, one core: " + "; ".join(f"{k} {v:,.0f}/s" for k, v in r["preprocessing"].items())]
     return "\n".join(lines) + "\n"
