@@ -166,8 +166,8 @@ def test_the_same_job_id_three_times_gives_one_final_result(fleet, test_images) 
     w = fleet.worker("w", concurrency=2, **FAST).wait_ready()
     client = fleet.client()
     job = Job.from_bytes(test_images[3][0], "sku-3", job_id="order-42")
-    for chunk_size in (1, 1, 1):
-        client.submit_jobs([job], chunk_size=chunk_size)
+    for _ in range(3):
+        client.submit_jobs([job], chunk_size=1)
     others = jobs_from(test_images, 50, "x")
     client.submit_jobs(others)
     row = account("same job id submitted 3 times", client, ["order-42"] + [j.job_id for j in others])

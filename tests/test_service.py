@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import subprocess
@@ -156,7 +157,7 @@ def test_cli_submits_files_and_prints_one_json_line_per_result(worker, redis_url
     out = subprocess.run([sys.executable, "-m", "producer", "submit", *sorted(map(str, tmp_path.glob("*.png"))),
                           "--wait"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    lines = [__import__("json").loads(line) for line in out.stdout.splitlines()]
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [x["product_id"] for x in lines] == ["item0.png", "item1.png", "item2.png"]
     assert all(x["status"] == "tagged" and x["label"] for x in lines)
     follow = subprocess.run([sys.executable, "-m", "producer", "results"], cwd=ROOT, env=env, capture_output=True,

@@ -81,6 +81,3 @@ class BatchingStats:
             "stage_seconds": {k: round(v, 3) for k, v in t.seconds.items()},
             "uptime_s": round(time.time() - self.started, 1),
         }
-
-
-
