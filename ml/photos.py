@@ -159,8 +159,8 @@ def review_figures(correct: np.ndarray, conf: np.ndarray, threshold: float) -> d
 def choose_threshold(correct: np.ndarray, conf: np.ndarray, target: float = TARGET_PRECISION) -> float:
     """The lowest threshold on a 0.01 grid whose unflagged precision is >= target."""
     for t in np.round(np.arange(0.0, 1.0, 0.01), 2):
-        keep = conf >= t
-        if keep.any() and correct[keep].mean() >= target:
+        f = review_figures(correct, conf, float(t))
+        if f["unflagged_count"] and f["unflagged_precision"] >= target:
             return float(t)
     return 1.0
 
