@@ -98,18 +98,10 @@ def client(redis_url):
 @pytest.fixture(scope="session")
 def test_images(data_root: Path) -> list[tuple[bytes, int]]:
     """The first 500 Fashion-MNIST test images as PNG files, with their labels."""
-    import io
+    from producer.bench import test_pngs
 
-    from ml import data as data_mod
-    from PIL import Image
-
-    split = data_mod.load_split(data_root, train=False, download=False)
-    out = []
-    for img, label in zip(split.images[:500].numpy(), split.labels[:500].tolist()):
-        buf = io.BytesIO()
-        Image.fromarray(img, mode="L").save(buf, format="PNG")
-        out.append((buf.getvalue(), int(label)))
-    return out
+    pngs, labels = test_pngs(500, str(data_root))
+    return list(zip(pngs, labels))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
