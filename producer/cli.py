@@ -80,8 +80,13 @@ def cmd_dead_letters(client: TaggerClient, args: argparse.Namespace) -> int:
             print(json.dumps({"job_id": h.job_id, "product_id": h.product_id, "status": "requeued"}), flush=True)
         return 0
     for d in client.dead_letters(count=args.count):
-        print(json.dumps({"entry_id": d.entry_id, "job_id": d.job.job_id, "product_id": d.job.product_id,
-                          "reason": d.reason, "attempts": d.attempts, "failed_at": d.failed_at}), flush=True)
+        line = {"entry_id": d.entry_id, "kind": "job" if d.job else "message", "reason": d.reason,
+                "attempts": d.attempts, "failed_at": d.failed_at}
+        if d.job is not None:
+            line.update(job_id=d.job.job_id, product_id=d.job.product_id)
+        else:
+            line["raw"] = (d.raw or "")[:200]
+        print(json.dumps(line), flush=True)
     return 0
 
 

@@ -72,11 +72,27 @@ def read_image(image: ImageInput, max_bytes: int) -> bytes:
 
 @dataclass(frozen=True)
 class DeadLetter:
+    """A job that exhausted its attempts (`job`, replayable), or a queue item or message that could
+    not be read at all (`raw`: its first bytes, for an operator; not replayable)."""
+
     entry_id: str
-    job: Job
     reason: str
     attempts: int
     failed_at: float
+    job: Job | None = None
+    raw: str | None = None
+
+    @classmethod
+    def from_entry(cls, entry_id: bytes, fields: dict[bytes, bytes]) -> "DeadLetter":
+        text = {k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}
+        job = None
+        if "job" in text:
+            try:
+                job = Job.model_validate_json(text["job"])
+            except ValueError:
+                text.setdefault("raw", text["job"])
+        return cls(entry_id=entry_id.decode(), reason=text.get("reason", ""), attempts=_int(text.get("attempts")),
+                   failed_at=_float(text.get("failed_at")), job=job, raw=text.get("raw"))
 
 
 @dataclass(frozen=True)
@@ -184,8 +200,7 @@ class TaggerClient:
     def dead_letters(self, count: int = 100) -> list[DeadLetter]:
         """Jobs that exhausted their attempts, oldest first, with the reason."""
         entries = self.redis.xrange(self.settings.dead_letter_stream, count=count)
-        return [DeadLetter(entry_id=eid.decode(), job=Job.model_validate_json(f[b"job"]), reason=f[b"reason"].decode(),
-                           attempts=int(f[b"attempts"]), failed_at=float(f[b"failed_at"])) for eid, f in entries]
+        return [DeadLetter.from_entry(eid, fields) for eid, fields in entries]
 
     def replay_dead_letters(self, entry_ids: Iterable[str] | None = None) -> list[JobHandle]:
         """Submit dead-lettered jobs again under their own job ids.
@@ -194,14 +209,15 @@ class TaggerClient:
         replay produces a new final result. Without ids, every dead letter is replayed.
         """
         wanted = set(entry_ids) if entry_ids is not None else None
-        letters = [d for d in self.dead_letters(count=1_000_000) if wanted is None or d.entry_id in wanted]
+        letters = [d for d in self.dead_letters(count=1_000_000)
+                   if d.job is not None and (wanted is None or d.entry_id in wanted)]
         if not letters:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for d in letters:
-            pipe.delete(result_key(d.job.job_id), attempts_key(d.job.job_id))
+            pipe.delete(result_key(d.job.job_id), attempts_key(d.job.job_id))  # type: ignore[union-attr]
         pipe.execute()
-        handles = self.submit_jobs([d.job for d in letters], chunk_size=1)
+        handles = self.submit_jobs([d.job for d in letters if d.job is not None], chunk_size=1)
         self.redis.xdel(self.settings.dead_letter_stream, *[d.entry_id for d in letters])
         return handles
 
@@ -308,6 +324,20 @@ class TaggerClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+def _float(value: str | None) -> float:
+    try:
+        return float(value or 0)
+    except ValueError:
+        return 0.0
 
 
 def _meta_result(raw: bytes) -> dict[str, Any]:

@@ -28,6 +28,7 @@ class ServiceSettings(BaseSettings):
     stream_maxlen: int = Field(100_000, ge=100, description="results stream retention, in entries (approximate trim)")
     dead_letter_maxlen: int = Field(10_000, ge=10, description="dead-letter stream retention, in entries")
     max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest accepted image file")
+    max_jobs_per_message: int = Field(1024, ge=1, le=65_536, description="jobs one message may carry")
 
 
 class ClientSettings(ServiceSettings):

@@ -29,6 +29,9 @@ app.conf.update(
         "priority_steps": [0],  # one Redis list per queue: what worker.transport makes reliable
         "socket_timeout": 30,
         "socket_connect_timeout": 5,
+        # where worker.transport moves items it cannot deliver, and messages rejected without requeue
+        "dead_letter_stream": settings.dead_letter_stream,
+        "dead_letter_maxlen": settings.dead_letter_maxlen,
     },
     result_backend_transport_options={"retry_policy": {"timeout": 10.0}},
     # The batcher sets the real prefetch (counted in jobs) once messages flow; this

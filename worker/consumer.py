@@ -16,7 +16,9 @@ requeues the batch's messages. See the README.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 import uuid
 from functools import partial
@@ -26,11 +28,13 @@ from typing import Any, Callable
 from celery.worker import state as worker_state
 
 from producer.client import connect
+from producer.messages import JOB_ID_PATTERN
 from producer.protocol import JOBS_HEADER
-from worker.batching import BatchQueue, Pending
+from worker.batching import BatchQueue, Pending, count_jobs
 from worker.pipeline import describe_model, run_batch
 from worker.settings import WorkerSettings
 from worker.stats import BatchingStats
+from worker.transport import QUARANTINED
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +64,17 @@ class InflightBatch:
                 "args": [], "kwargs": {}, "jobs": self.jobs, "messages": len(self.items),
                 "time_start": self.time_start, "acknowledged": False, "worker_pid": self.worker_pid,
                 "delivery_info": {}}
+
+
+def message_meta(message: Any) -> dict[str, Any]:
+    """What the pool process needs to know of a message besides its body: its id, and whether
+    Redis has delivered it before (kombu marks a restored message), for message-level attempts."""
+    headers = message.headers if isinstance(message.headers, dict) else {}
+    task_id = headers.get("id")
+    info = message.delivery_info if isinstance(message.delivery_info, dict) else {}
+    if not (isinstance(task_id, str) and re.fullmatch(JOB_ID_PATTERN, task_id)):  # a key name: keep it boring
+        task_id = hashlib.sha256(repr((task_id, message.delivery_tag)).encode()).hexdigest()[:32]
+    return {"id": task_id, "redelivered": bool(headers.get("redelivered") or info.get("redelivered"))}
 
 
 INLINE_BATCH_BYTES = 32 * 1024  # well under a pipe's 64 KiB buffer
@@ -93,26 +108,39 @@ class Batcher:
     # --- messages in ----------------------------------------------------------------------
 
     def on_message(self, message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **_: Any) -> None:
-        if message.content_type != "application/json":
-            # JSON only: a pickled (or otherwise typed) message is never decoded.
-            logger.error("rejected a %r message on %s: only application/json is accepted",
-                         message.content_type, self.task_name)
-            self.stats.rejected_messages += 1
-            reject(logger, self.errors, False)
-            return
-        if len(message.body or b"") > self.settings.max_message_bytes:
-            logger.error("rejected a message of %d bytes on %s: the limit is %d", len(message.body),
-                         self.task_name, self.settings.max_message_bytes)
-            self.stats.rejected_messages += 1
-            reject(logger, self.errors, False)
-            return
+        """Buffer a task message for batching; refuse (to the dead letters) what cannot run.
+
+        Nothing a sender puts in a message may raise here: this runs in the event loop,
+        where an exception stops the node (and, the message still queued, every replacement).
+        """
         try:
-            jobs = max(1, int((message.headers or {}).get(JOBS_HEADER, 1)))
-        except (TypeError, ValueError):
-            jobs = 1  # the real count is found when the body is parsed
+            refusal = self._refusal(message)
+            jobs = 0 if refusal else count_jobs(message.headers, message.body, JOBS_HEADER,
+                                                self.settings.max_jobs_per_message)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            logger.exception("could not take a message on %s", self.task_name)
+            refusal = f"the worker could not take it: {type(exc).__name__}: {exc}"
+        if refusal:
+            logger.error("rejected a message on %s: %s", self.task_name, refusal)
+            self.stats.rejected_messages += 1
+            reasons = getattr(message.channel, "reject_reasons", None)
+            if isinstance(reasons, dict):  # worker.transport dead-letters it with this reason
+                reasons[message.delivery_tag] = refusal
+            reject(logger, self.errors, False)
+            return
         self.queue.put((message, ack, reject), jobs, monotonic())
         self._adapt_prefetch(jobs)
         self.schedule()
+
+    def _refusal(self, message: Any) -> str:
+        """Why this message cannot run ("" if it can), judged without decoding its body."""
+        if message.content_type != "application/json":
+            # JSON only: a pickled (or otherwise typed) message is never decoded.
+            return f"content type {message.content_type!r}: only application/json is accepted"
+        size = len(message.body or b"")
+        if size > self.settings.max_message_bytes:
+            return f"message of {size:,} bytes: the limit is {self.settings.max_message_bytes:,}"
+        return ""
 
     def _adapt_prefetch(self, jobs: int) -> None:
         """Hold about a batch per process plus one filling, counted in jobs, whatever the message size.
@@ -162,6 +190,7 @@ class Batcher:
             payload = self._payload(batch.id, bodies)
         except self.errors as exc:
             return self._on_error(batch, exc)
+        payload["messages"] = [message_meta(p.item[0]) for p in items]
         self.pool.apply_async(run_batch, args=(payload, self._ctx()),
                               callback=partial(self._on_done, batch),
                               error_callback=partial(self._on_error, batch),
@@ -268,7 +297,7 @@ class Batcher:
         self.schedule()
 
     def summary(self) -> dict[str, Any]:
-        return {**self.stats.summary(), "buffered_jobs": self.queue.jobs, "buffered_messages": len(self.queue),
+        return {**self.stats.summary(), "quarantined": dict(QUARANTINED), "buffered_jobs": self.queue.jobs, "buffered_messages": len(self.queue),
                 "inflight_batches": len(self.inflight), "inflight_jobs": sum(b.jobs for b in self.inflight.values()),
                 "max_batch_size_setting": self.settings.max_batch_size,
                 "max_batch_wait_ms": self.settings.max_batch_wait_ms,
