@@ -9,3 +9,8 @@ def result_key(job_id: str) -> str:
 
 def attempts_key(job_id: str) -> str:
     return f"tagger:attempts:{job_id}"
+
+
+def message_attempts_key(message_id: str) -> str:
+    """Redeliveries of one message (by its task id), counted only once Redis delivers it again."""
+    return f"tagger:attempts:msg:{message_id}"

@@ -38,6 +38,7 @@ class ErrorCode(str, Enum):
     UNSUPPORTED_FORMAT = "unsupported_format"
     DECODE_ERROR = "decode_error"
     INVALID_JOB = "invalid_job"
+    INVALID_MESSAGE = "invalid_message"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     INTERNAL_ERROR = "internal_error"
 
@@ -49,7 +50,7 @@ def new_job_id() -> str:
 class Job(BaseModel):
     """One product image to tag."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # every number must survive a JSON round trip
 
     job_id: str = Field(default_factory=new_job_id, pattern=JOB_ID_PATTERN,
                         description="idempotency key: one final result per job id")

@@ -153,6 +153,11 @@ def test_malformed_pickle_and_oversize_messages_are_rejected_and_the_worker_surv
     assert row["lost"] == 0 and row["tagged"] == 20, row
     assert client.fetch(["bad-job"])["bad-job"].error_code is ErrorCode.INVALID_JOB
     assert "too-big" not in client.fetch(["too-big"])  # rejected unread
+    # nothing vanished: each of the six unusable items is in the dead letters, with its reason
+    reasons = sorted(d.reason.split(":")[0] for d in client.dead_letters())
+    assert reasons == ["content type 'application/x-python-serialize'", "message of 3,000,140 bytes",
+                       "not JSON", "not a message envelope", "not a tagger message",
+                       "rejected by the worker without requeue (unknown task, or a message it cannot run)"], reasons
     stats = w.control("batching")
     assert stats["rejected_messages"] >= 2 and stats["invalid_messages"] >= 1
     assert w.alive() and w.control("ping") == {"ok": "pong"}

@@ -113,3 +113,39 @@ def test_worker_settings_come_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("TAGGER_MAX_BATCH_SIZE", "0")
     with pytest.raises(ValueError):
         WorkerSettings()
+
+
+def test_the_job_count_of_any_message_is_1_to_cap_and_never_raises() -> None:
+    from worker.batching import count_jobs
+
+    body = b'[[[{"job_id":"a","product_id":"p"},{"job_id":"b","product_id":"q \\"product_id\\""}]],{},{}]'
+    assert count_jobs({}, body, "n", cap=100) == 2  # counted in the body; an escaped quote is not a key
+    assert count_jobs({"n": 7}, body, "n", cap=100) == 7  # the header, when it is a positive integer
+    assert count_jobs({"n": 10**12}, body, "n", cap=100) == 100
+    for header in (float("inf"), float("nan"), 1e400, -3, 0, "64", [64], None, True):
+        assert count_jobs({"n": header}, body, "n", cap=100) == 2, header
+    for headers, raw in (([], b"[[[]],{},{}]"), ("x", None), ({}, 12345), ({}, ""), ({}, "[" * 10_000)):
+        assert count_jobs(headers, raw, "n", cap=100) == 1
+
+
+def test_queue_items_decode_to_an_envelope_or_a_reason_whatever_the_bytes() -> None:
+    from producer.protocol import task_envelope
+    from worker.transport import decode_item
+
+    good = task_envelope("tagger.tag", "tagger", []).encode()
+    assert decode_item(good)[1] == "" and decode_item(good)[0]["headers"]["task"] == "tagger.tag"
+    assert decode_item(b"[" * 100_000 + b"]" * 100_000)[1].endswith("nested too deep")
+    assert decode_item(b"\xff\xfe")[1].startswith("not JSON")
+    for item in (b"{}", b"[]", b"12", b'{"body": 1}', b'{"body": "", "properties": [], "headers": {}}'):
+        assert decode_item(item) == (None, "not a message envelope"), item
+
+
+def test_unreadable_bodies_still_name_their_job_ids() -> None:
+    from worker.pipeline import job_ids_in, parse_message
+    from producer.messages import DecodeError
+
+    body = '[[[{"job_id": "a-1", "metadata": ' + "[" * 2000 + "]" * 2000 + '}, {"job_id":"b:2"}]],{},{}]'
+    with pytest.raises(DecodeError, match="RecursionError"):
+        parse_message(body)
+    assert job_ids_in(body) == ["a-1", "b:2"]
+    assert job_ids_in(b'{"job_id": "bad id with spaces"}') == []

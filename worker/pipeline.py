@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import time
 from dataclasses import asdict
 from functools import lru_cache
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from pydantic import ValidationError
@@ -30,9 +31,11 @@ from worker.settings import WorkerSettings
 from worker.stats import BatchReport
 
 logger = logging.getLogger(__name__)
-# Test hook (never set in production): a job with this product id kills its process,
-# the way a decoder crash would, to exercise redelivery and dead-lettering.
+# Test hooks (never set in production): a job with this product id kills its process, the
+# way a decoder crash would; a message whose raw body holds this marker kills its process
+# before it is parsed. They exercise redelivery and dead-lettering of jobs and of messages.
 CRASH_HOOK_ENV = "TAGGER_TEST_CRASH_PRODUCT_ID"
+CRASH_MESSAGE_HOOK_ENV = "TAGGER_TEST_CRASH_MESSAGE_MARKER"
 
 
 @lru_cache(maxsize=1)
@@ -52,20 +55,23 @@ def limits() -> Limits:
 
 
 def parse_message(body: bytes | str, worker: str | None = None) -> tuple[list[Job], list[TagResult]]:
-    """A Celery message body -> valid jobs, and failed results for the invalid ones we can name."""
+    """A Celery message body -> valid jobs, and failed results for the invalid ones we can name.
+
+    Raises only DecodeError, whatever the body holds (JSON nested a thousand deep included).
+    """
     now = time.time()
     try:
         args, _kwargs, _embed = json.loads(body)
         raw_jobs = args[0]
         if not isinstance(raw_jobs, list):
             raise TypeError("args[0] is not a list of jobs")
-    except (ValueError, TypeError, IndexError, KeyError) as exc:
-        raise DecodeError(f"not a tagger message: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - RecursionError, MemoryError, ...: all mean "not readable"
+        raise DecodeError(f"not a tagger message: {type(exc).__name__}: {_short(exc)}") from None
     jobs, failures = [], []
     for raw in raw_jobs:
         try:
             jobs.append(Job.model_validate(raw))
-        except ValidationError as exc:
+        except Exception as exc:  # noqa: BLE001 - ValidationError, or anything odd pydantic meets
             job_id = raw.get("job_id") if isinstance(raw, dict) else None
             if not isinstance(job_id, str) or not _valid_job_id(job_id):
                 logger.error("dropped a job without a usable job id: %s", _short(exc))
@@ -77,10 +83,20 @@ def parse_message(body: bytes | str, worker: str | None = None) -> tuple[list[Jo
     return jobs, failures
 
 
+JOB_ID_IN_RAW = re.compile(rb'"job_id"\s*:\s*"([A-Za-z0-9._:@-]{1,128})"')
+
+
+def job_ids_in(body: bytes | str) -> list[str]:
+    """The job ids a body names, found without parsing it (it may not parse): for their final results."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    return list(dict.fromkeys(m.decode() for m in JOB_ID_IN_RAW.findall(raw)))
+
+
 def failure(job_id: str, product_id: str, code: ErrorCode, message: str, started: float, batch_size: int,
             worker: str | None, attempts: int = 1, enqueued: Any = None,
             metadata: dict[str, Any] | None = None) -> TagResult:
-    enq = enqueued if isinstance(enqueued, (int, float)) else started
+    real = isinstance(enqueued, (int, float)) and not isinstance(enqueued, bool) and math.isfinite(enqueued)
+    enq = enqueued if real else started
     return TagResult(job_id=job_id, product_id=product_id, status=Status.FAILED, error_code=code, error=message,
                      timings=Timings(enqueued_at=enq, started_at=started, finished_at=time.time(),
                                      batch_size=batch_size),
@@ -143,24 +159,82 @@ def classify(clf: inference.Classifier, jobs: list[Job], attempts: dict[str, int
 def run_batch(payload: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     """Entry point in the pool process.
 
-    `payload`: the batch's message bodies, or the Redis key holding them (large batches).
+    `payload`: the batch's message bodies (or the Redis key holding them, for large batches),
+    and per message its id and whether Redis delivered it before.
     `ctx`: checkpoint, generation, hostname.
+
+    Message-level isolation, as for jobs: a message Redis delivers again (its batch died)
+    runs alone, in an order that flips with each delivery, and after `max_attempts`
+    deliveries it is dead-lettered unread, its job ids (found in the raw bytes) failed.
     """
     s = settings()
     pub = publisher()
     report = BatchReport()
     worker = ctx.get("hostname")
-    started = time.time()
 
     t = time.perf_counter()
     bodies = payload["bodies"] if "bodies" in payload else pub.take_batch(payload["key"])
-    jobs, early = _parse_all(bodies, worker, report)
+    metas = payload.get("messages") or [{} for _ in bodies]
+    again = [i for i, m in enumerate(metas) if m.get("redelivered")]
+    deliveries = [1] * len(bodies)
+    for i, n in zip(again, pub.count_redeliveries([str(metas[i].get("id")) for i in again])):
+        deliveries[i] = 1 + n
+    report.seconds["parse"] += time.perf_counter() - t
+
+    clf = inference.get(ctx["checkpoint"], ctx["generation"], s.device, s.torch_threads)
+    report.model = clf.info()
+    fresh = [b for b, n in zip(bodies, deliveries) if n == 1]
+    # by id, not as delivered (requeueing reverses the order), then flipped with each delivery
+    suspects = sorted(((str(m.get("id")), b, n) for b, m, n in zip(bodies, metas, deliveries)
+                       if 1 < n <= s.max_attempts), key=lambda x: x[0])
+    for body, n in zip(bodies, deliveries):
+        if n > s.max_attempts:
+            _give_up_message(pub, body, n - 1, report, worker)
+    if fresh:
+        _run_messages(pub, clf, fresh, report, worker)
+    # max: the poison's count rises with every delivery (the others' start over once they run)
+    flip = bool(suspects) and max(n for *_, n in suspects) % 2 == 1
+    for message_id, body, _n in (reversed(suspects) if flip else suspects):
+        report.isolated_messages += 1
+        _run_messages(pub, clf, [body], report, worker, redelivered=[message_id])
+    return asdict(report)
+
+
+def _give_up_message(pub: Publisher, body: bytes | str, deliveries: int, report: BatchReport,
+                     worker: str | None) -> None:
+    """A message whose batch died `deliveries` times: dead-letter it unread, fail its jobs."""
+    reason = f"its batch died {deliveries} times without a result (message-level poison)"
+    ids = job_ids_in(body)
+    now = time.time()
+    stored = _publish(pub, [failure(j, "", ErrorCode.TOO_MANY_ATTEMPTS, f"gave up: {reason} (dead-lettered)", now,
+                                    1, worker, deliveries) for j in ids], report)
+    if ids and not any(stored):  # it ran before, beside the real poison: every job already has its result
+        return
+    logger.error("dead-lettered a message: %s", reason)
+    pub.dead_letter_message(body, reason, deliveries)
+    report.dead_lettered_messages += 1
+
+
+def _run_messages(pub: Publisher, clf: inference.Classifier, bodies: list[bytes | str], report: BatchReport,
+                  worker: str | None, redelivered: Sequence[str] = ()) -> None:
+    """Parse, count job attempts, classify and publish the jobs of these messages.
+
+    `redelivered`: ids of those messages that Redis delivered again; once their jobs are
+    counted, their message-level count starts over.
+    """
+    s = settings()
+    started = time.time()
+    if marker := os.environ.get(CRASH_MESSAGE_HOOK_ENV):
+        if any(marker.encode() in (b.encode() if isinstance(b, str) else b) for b in bodies):
+            os._exit(71)
+    t = time.perf_counter()
+    jobs, early = _parse_all(pub, bodies, worker, report)
     report.seconds["parse"] += time.perf_counter() - t
     t = time.perf_counter()
-    counts = pub.count_attempts([j.job_id for j in jobs])
+    counts = pub.count_attempts([j.job_id for j in jobs], redelivered)
     report.seconds["attempts"] += time.perf_counter() - t
     attempts = {j.job_id: n for j, (n, _) in zip(jobs, counts)}
-    report.jobs = len(jobs) + len(early)
+    report.jobs += len(jobs) + len(early)
 
     fresh, suspects, dead = [], [], []
     for job, (n, done) in zip(jobs, counts):
@@ -176,8 +250,6 @@ def run_batch(payload: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
         else:
             fresh.append(job)
 
-    clf = inference.get(ctx["checkpoint"], ctx["generation"], s.device, s.torch_threads)
-    report.model = clf.info()
     stored = _publish(pub, early, report)
     newly_failed = {r.job_id for r, new in zip(early, stored) if new}
     for job in dead:  # only with its first final result: a job delivered again lands there once
@@ -189,7 +261,6 @@ def run_batch(payload: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     for job in isolation_order(suspects, attempts):
         report.isolated += 1
         _publish(pub, classify(clf, [job], attempts, report, worker), report)
-    return asdict(report)
 
 
 def isolation_order(suspects: list[Job], attempts: dict[str, int]) -> list[Job]:
@@ -206,8 +277,13 @@ def isolation_order(suspects: list[Job], attempts: dict[str, int]) -> list[Job]:
     return sorted(suspects, key=lambda j: (j.enqueued_at, j.job_id), reverse=flip)
 
 
-def _parse_all(bodies: list[bytes | str], worker: str | None, report: BatchReport) -> tuple[list[Job], list[TagResult]]:
-    """Jobs of all messages (first copy of each job id) and failed results for invalid jobs."""
+def _parse_all(pub: Publisher, bodies: list[bytes | str], worker: str | None,
+               report: BatchReport) -> tuple[list[Job], list[TagResult]]:
+    """Jobs of all messages (first copy of each job id) and failed results for invalid jobs.
+
+    A body that cannot be read is dead-lettered with its raw bytes; the job ids it names
+    get a final `invalid_message` result.
+    """
     jobs: list[Job] = []
     invalid: list[TagResult] = []
     for body in bodies:
@@ -215,7 +291,11 @@ def _parse_all(bodies: list[bytes | str], worker: str | None, report: BatchRepor
             ok, bad = parse_message(body, worker)
         except DecodeError as exc:
             report.invalid_messages += 1
-            logger.error("rejected a malformed message: %s", exc)
+            logger.error("dead-lettered a malformed message: %s", exc)
+            pub.dead_letter_message(body, str(exc), 1)
+            now = time.time()
+            invalid += [failure(j, "", ErrorCode.INVALID_MESSAGE, f"its message could not be read: {exc}", now, 1,
+                                worker) for j in job_ids_in(body)]
             continue
         jobs += ok
         invalid += bad

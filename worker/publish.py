@@ -12,23 +12,39 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Sequence
 from datetime import datetime, timezone
 
 import redis
 
 from producer.client import connect
-from producer.keys import attempts_key, result_key
+from producer.keys import attempts_key, message_attempts_key, result_key
 from producer.messages import Job, TagResult
 from producer.settings import ServiceSettings
+from worker.transport import raw_excerpt
 
-# KEYS: n attempt keys, then n result keys. ARGV: ttl. Returns attempts, has-result pairs.
+# KEYS: n attempt keys, then n result keys, then message attempt keys to reset. ARGV: ttl, n.
+# Returns attempts, has-result pairs.
 COUNT_ATTEMPTS = """
-local n = #KEYS / 2
+local n = tonumber(ARGV[2])
+for i = 2 * n + 1, #KEYS do
+  redis.call('DEL', KEYS[i])
+end
 local out = {}
 for i = 1, n do
   out[2 * i - 1] = redis.call('INCR', KEYS[i])
   redis.call('EXPIRE', KEYS[i], ARGV[1])
   out[2 * i] = redis.call('EXISTS', KEYS[n + i])
+end
+return out
+"""
+
+# KEYS: message attempt keys. ARGV: ttl. Returns the redeliveries counted so far per message.
+COUNT_REDELIVERIES = """
+local out = {}
+for i = 1, #KEYS do
+  out[i] = redis.call('INCR', KEYS[i])
+  redis.call('EXPIRE', KEYS[i], ARGV[1])
 end
 return out
 """
@@ -60,6 +76,7 @@ class Publisher:
         self.redis = client or connect(settings.redis_url)
         self._count = self.redis.register_script(COUNT_ATTEMPTS)
         self._publish = self.redis.register_script(PUBLISH_ONCE)
+        self._redeliveries = self.redis.register_script(COUNT_REDELIVERIES)
 
     def take_batch(self, key: str) -> list[bytes]:
         """A large batch's message bodies, left in Redis by the consumer process."""
@@ -69,16 +86,31 @@ class Publisher:
             raise LookupError(f"batch {key} is gone from Redis")
         return list(bodies)
 
-    def count_attempts(self, job_ids: list[str]) -> list[tuple[int, bool]]:
+    def count_attempts(self, job_ids: list[str], parsed_messages: Sequence[str] = ()) -> list[tuple[int, bool]]:
         """(deliveries so far including this one, whether a final result exists) per job.
 
-        Redis keeps no delivery counter, so the worker keeps one per job id.
+        Redis keeps no delivery counter, so the worker keeps one per job id. From here on a
+        job's attempts count, so the redelivery counts of `parsed_messages` are reset: a
+        message is message-level poison only if it dies before its jobs are counted.
         """
-        if not job_ids:
+        if not job_ids and not parsed_messages:
             return []
-        keys = [attempts_key(j) for j in job_ids] + [result_key(j) for j in job_ids]
-        replies = self._count(keys=keys, args=[self.settings.result_ttl_s])
+        keys = ([attempts_key(j) for j in job_ids] + [result_key(j) for j in job_ids]
+                + [message_attempts_key(m) for m in parsed_messages])
+        replies = self._count(keys=keys, args=[self.settings.result_ttl_s, len(job_ids)])
         return [(int(replies[i]), bool(replies[i + 1])) for i in range(0, len(replies), 2)]
+
+    def count_redeliveries(self, message_ids: list[str]) -> list[int]:
+        """Per message Redis delivered again (kombu marks them), its redeliveries since its jobs
+        were last counted (`count_attempts` resets them).
+
+        Only redelivered messages are counted, so the common path costs nothing: a
+        message's first delivery is implied.
+        """
+        if not message_ids:
+            return []
+        return [int(n) for n in self._redeliveries(keys=[message_attempts_key(m) for m in message_ids],
+                                                   args=[self.settings.result_ttl_s])]
 
     def publish(self, results: list[TagResult]) -> list[bool]:
         """Store and stream each result once; per result, whether it was new (else a duplicate)."""
@@ -95,6 +127,13 @@ class Publisher:
             args += [meta, r.job_id, r.status.value, payload]
         replies = self._publish(keys=[result_key(r.job_id) for r in results] + [s.results_stream], args=args)
         return [bool(x) for x in replies]
+
+    def dead_letter_message(self, body: bytes | str, reason: str, attempts: int) -> None:
+        """A message whose body cannot be read: its raw bytes (truncated), for an operator to look at."""
+        self.redis.xadd(self.settings.dead_letter_stream,
+                        {"raw": raw_excerpt(body), "reason": reason, "attempts": attempts, "queue": self.settings.queue,
+                         "failed_at": time.time()},
+                        maxlen=self.settings.dead_letter_maxlen, approximate=True)
 
     def dead_letter(self, job: Job, reason: str, attempts: int) -> None:
         """Keep the whole job (image included) so an operator can inspect and replay it."""

@@ -20,6 +20,8 @@ class BatchReport:
     dead_lettered: int = 0
     invalid_messages: int = 0
     isolated: int = 0
+    isolated_messages: int = 0
+    dead_lettered_messages: int = 0
     forward_passes: int = 0
     queue_wait_s: float = 0.0  # summed over jobs
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
@@ -74,6 +76,8 @@ class BatchingStats:
             "invalid_messages": t.invalid_messages,
             "rejected_messages": self.rejected_messages,
             "isolated_jobs": t.isolated,
+            "isolated_messages": t.isolated_messages,
+            "dead_lettered_messages": t.dead_lettered_messages,
             "batches_lost": self.batches_lost,
             "mean_queue_wait_ms": round(1000 * t.queue_wait_s / t.jobs, 2) if t.jobs else 0.0,
             "images_per_second": round((t.tagged + t.failed) / active, 1) if active > 0 else 0.0,
