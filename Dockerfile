@@ -3,9 +3,10 @@ FROM python:3.11-slim
 WORKDIR /app
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1
 COPY pyproject.toml README.md ./
-COPY ml ml
-COPY worker worker
+COPY wire wire
 COPY producer producer
+COPY worker worker
+COPY ml ml
 COPY models models
 COPY samples samples
 RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch>=2.2,<3" "torchvision>=0.17" \

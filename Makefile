@@ -1,12 +1,12 @@
-# The two commands a fresh clone needs: `make demo` and `make test`.
+# The two commands a fresh clone needs: `make demo` and `make test` (and `make bench`).
 # Each creates .venv and installs the project into it on first use.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-# Where Fashion-MNIST lives on the machines that build this project (../shared/data beside the
-# checkout, or the workplace's /work/shared/data for a clone elsewhere); otherwise data/, where
-# torchvision downloads it (see README). Tests never download: without the files they skip.
-export FASHION_MNIST_ROOT ?= $(firstword $(foreach d,$(abspath ../shared/data) /work/shared/data,$(if $(wildcard $(d)/FashionMNIST/raw),$(d))) data)
+# Fashion-MNIST: $FASHION_MNIST_ROOT if set; else ../shared/data beside the checkout, where this
+# project's build machines keep it; else data/, where `python -m ml.train` has torchvision
+# download it. Tests never download: without the files they skip, and say so.
+export FASHION_MNIST_ROOT ?= $(if $(wildcard ../shared/data/FashionMNIST/raw),$(abspath ../shared/data),data)
 
 .PHONY: demo test bench clean
 
@@ -17,13 +17,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m producer.demo
+	$(PY) -m devtools.demo
 
 test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) -m producer.bench
+	$(PY) -m devtools.bench
 
 clean:
 	rm -rf $(VENV) runs bench-results

@@ -1,6 +1,7 @@
 """Evaluate a checkpoint on the 10,000 test images: tables, metrics.json and plots.
 
     python -m ml.evaluate --checkpoint models/seed/model.pt
+    python -m ml.photo_eval --checkpoint models/seed/model.pt   # on product-photo-like images instead
 """
 
 from __future__ import annotations
@@ -97,18 +98,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--data-dir", default=None, help=f"Fashion-MNIST root (default: ${data_mod.ENV_ROOT} or data/)")
     p.add_argument("--out", default=None, help="folder for metrics.json and plots (default: the checkpoint's folder)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
-    p.add_argument("--photos", action="store_true",
-                   help="instead: render val/test as product-photo-like JPEGs, run them through ml.preprocess, "
-                        "compare with clean accuracy, pick the review threshold; writes photo_metrics.json (ml.photos)")
-    p.add_argument("--subset", type=int, default=None, help="--photos: only this many test images (default: all)")
-    p.add_argument("--val-subset", type=int, default=None, help="--photos: only this many validation images")
-    p.add_argument("--seed", type=int, default=0, help="--photos: rendering seed")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.photos:
-        from ml import photos
-
-        return photos.run(args.checkpoint, args.data_dir, args.out, args.subset, args.val_subset, args.seed)
 
     ck = ckpt_io.load(args.checkpoint)
     test = data_mod.load_split(data_mod.resolve_root(args.data_dir), train=False)

@@ -12,9 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save(fig: Any, path: Path, dpi: int = 120) -> Path:
+    """Write a figure (creating its folder) and free it: every plot of the project goes through here."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -35,7 +36,7 @@ def training_curves(history: dict[str, Any], path: Path) -> Path:
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def confusion_matrix(cm: Sequence[Sequence[int]], classes: Sequence[str], path: Path, title: str = "") -> Path:
@@ -54,7 +55,7 @@ def confusion_matrix(cm: Sequence[Sequence[int]], classes: Sequence[str], path: 
                 ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=8,
                         color="white" if share[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def per_class(precision: dict[str, float], recall: dict[str, float], path: Path, title: str = "") -> Path:
@@ -71,7 +72,7 @@ def per_class(precision: dict[str, float], recall: dict[str, float], path: Path,
     ax.set(ylabel="score", title=title or "Per-class precision and recall (test set)")
     ax.legend(loc="lower right")
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def misclassified(
@@ -94,4 +95,4 @@ def misclassified(
             ax.set_title(f"true {classes[true[k]]}\npred {classes[pred[k]]} {confidence[k]:.0%}", fontsize=7)
     fig.suptitle("Most confident mistakes on the test set")
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)

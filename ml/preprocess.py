@@ -32,7 +32,7 @@ by accuracy on photo-like renders of the validation split (ml.photos); see the R
 An image that is already 28 x 28 is model-ready: it is only converted to grey and, when its
 corners are light, negated. A Fashion-MNIST image therefore passes through exactly unchanged.
 
-Every failure is an `ImageError` with a stable `code` (see `ERROR_CODES`), so one bad image
+Every failure is an `ImageError` with a stable `code` (`wire.errors.IMAGE_ERROR_CODES`), so one bad image
 becomes one clear per-job error and never fails its batch. No other exception type escapes
 `preprocess`.
 """
@@ -41,22 +41,15 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 from ml.constants import IMAGE_SIZE
-
-# The codes the worker copies into a failed job's result (producer.messages.ErrorCode mirrors them).
-ERROR_CODES: dict[str, str] = {
-    "empty_image": "no payload (zero bytes, None), or a blank picture: nothing differs from the background",
-    "image_too_large": "more bytes than Limits.max_bytes",
-    "unsupported_format": "not one of Limits.formats, or not an image at all",
-    "too_many_pixels": "width x height over Limits.max_pixels (or a decompression bomb)",
-    "decode_error": "the header was fine but the pixels could not be decoded (truncated, corrupt)",
-}
+from wire.errors import ErrorCode
+from wire.formats import IMAGE_FORMATS
 
 # Trimming: rows and columns whose pixels all lie within max(MIN_TOLERANCE, TRIM_FRACTION x the
 # item's peak distance) of the background go, judged on a 3 x 3 box blur of the working image so
@@ -84,11 +77,11 @@ _ALPHA = {"LA", "La", "PA", "RGBA", "RGBa"}
 
 
 class ImageError(ValueError):
-    """A job's image cannot be used. `code` is one of the result message's error codes."""
+    """A job's image cannot be used. `code` is one of `wire.errors.IMAGE_ERROR_CODES`."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = ErrorCode(code)  # a code the result message does not know fails here, not in the worker
 
 
 @dataclass(frozen=True)
@@ -97,7 +90,7 @@ class Limits:
 
     max_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000  # width x height; a 20,000 x 20,000 bomb is 400 M
-    formats: frozenset[str] = field(default_factory=lambda: frozenset({"PNG", "JPEG", "WEBP"}))
+    formats: frozenset[str] = IMAGE_FORMATS
 
 
 DEFAULT_LIMITS = Limits()
@@ -286,7 +279,7 @@ def to_fashion_mnist(img: Image.Image) -> np.ndarray:
 def preprocess(data: bytes, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
     """Image bytes -> uint8 28 x 28 array, ready for `ml.data.normalize` after stacking.
 
-    Raises only `ImageError`; its `code` is one of `ERROR_CODES`.
+    Raises only `ImageError`; its `code` is one of `wire.errors.IMAGE_ERROR_CODES`.
     """
     img = _open_header(data, limits)
     try:

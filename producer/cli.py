@@ -16,21 +16,10 @@ from typing import Sequence
 
 import redis
 
-from producer.client import QueueFull, ResultTimeout, TaggerClient
+from producer.client import TaggerClient
+from producer.errors import QueueFull, ResultTimeout
 from producer.settings import ClientSettings
-
-# Magic numbers of the accepted formats: a file that is not an image is refused before
-# anything is sent (the worker would fail it anyway, but later and less clearly).
-SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"))
-
-
-def sniff_format(head: bytes) -> str | None:
-    for magic, name in SIGNATURES:
-        if head.startswith(magic):
-            return name
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    return None
+from wire.formats import SNIFF_BYTES, sniff_format
 
 
 class CliError(Exception):
@@ -43,8 +32,8 @@ def _check_images(paths: Sequence[str]) -> list[Path]:
         path = Path(name)
         if not path.is_file():
             raise CliError(f"{name}: no such file")
-        with path.open("rb") as f:
-            if sniff_format(f.read(16)) is None:
+        with path.open("rb") as f:  # refused before anything is sent: the worker would fail it later
+            if sniff_format(f.read(SNIFF_BYTES)) is None:
                 raise CliError(f"{name}: not a PNG, JPEG or WebP image")
         checked.append(path)
     return checked

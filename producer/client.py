@@ -16,45 +16,19 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Union
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
-from producer.keys import attempts_key, result_key
-from producer.messages import DecodeError, Job, Metadata, TagResult
-from producer.protocol import task_envelope
+from producer.errors import QueueFull, ResultTimeout
 from producer.settings import ClientSettings
+from wire.connection import connect
+from wire.dead_letters import DeadLetter
+from wire.envelope import task_envelope
+from wire.errors import DecodeError
+from wire.keys import attempts_key, result_key
+from wire.messages import Job, Metadata, TagResult
 
 ImageInput = Union[bytes, str, Path]
 PIPELINE_JOBS = 1_024  # jobs per Redis round trip in submit_many: workers start while the rest is built
 MGET_KEYS = 1_000
-
-
-class TaggerError(RuntimeError):
-    """Base of the client's errors."""
-
-
-class QueueFull(TaggerError):
-    """The queue is over `max_queue_length` and the client is set to refuse (or waited in vain)."""
-
-
-class ResultTimeout(TaggerError, TimeoutError):
-    """Results did not arrive in time; `missing` holds the job ids still without one."""
-
-    def __init__(self, message: str, missing: list[str]) -> None:
-        super().__init__(message)
-        self.missing = missing
-
-
-def connect(url: str) -> redis.Redis:
-    """A Redis client that reconnects with exponential backoff (about 10 s in all) instead of failing at once."""
-    return redis.Redis.from_url(
-        url,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=10),
-        retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
-        socket_connect_timeout=5,
-        socket_timeout=30,
-        health_check_interval=30,
-    )
 
 
 def read_image(image: ImageInput, max_bytes: int) -> bytes:
@@ -68,31 +42,6 @@ def read_image(image: ImageInput, max_bytes: int) -> bytes:
     if size > max_bytes:
         raise ValueError(f"{path}: {size:,} bytes is over the {max_bytes:,}-byte image limit")
     return path.read_bytes()
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A job that exhausted its attempts (`job`, replayable), or a queue item or message that could
-    not be read at all (`raw`: its first bytes, for an operator; not replayable)."""
-
-    entry_id: str
-    reason: str
-    attempts: int
-    failed_at: float
-    job: Job | None = None
-    raw: str | None = None
-
-    @classmethod
-    def from_entry(cls, entry_id: bytes, fields: dict[bytes, bytes]) -> "DeadLetter":
-        text = {k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}
-        job = None
-        if "job" in text:
-            try:
-                job = Job.model_validate_json(text["job"])
-            except ValueError:
-                text.setdefault("raw", text["job"])
-        return cls(entry_id=entry_id.decode(), reason=text.get("reason", ""), attempts=_int(text.get("attempts")),
-                   failed_at=_float(text.get("failed_at")), job=job, raw=text.get("raw"))
 
 
 @dataclass(frozen=True)
@@ -324,20 +273,6 @@ class TaggerClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _int(value: str | None) -> int:
-    try:
-        return int(value or 0)
-    except ValueError:
-        return 0
-
-
-def _float(value: str | None) -> float:
-    try:
-        return float(value or 0)
-    except ValueError:
-        return 0.0
 
 
 def _meta_result(raw: bytes) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""Shared fixtures. The service fixtures (Redis, workers) live in tests/service.py."""
+"""Shared fixtures: the dataset, a private Redis server and real `celery worker` processes.
+
+Fashion-MNIST comes from $FASHION_MNIST_ROOT (the Makefile sets it) or data/; the tests
+never download it. The service fixtures come from devtools.local.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,16 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-DATA_CANDIDATES = [ROOT.parent / "shared" / "data", Path("/work/shared/data")]
+from worker.settings import REPO_ROOT
 
 
 def _find_data() -> Path | None:
-    env = os.environ.get("FASHION_MNIST_ROOT")
-    for root in ([Path(env)] if env else []) + DATA_CANDIDATES:
-        if (root / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
-            return root.resolve()
-    return None
+    from ml.data import resolve_root
+
+    root = resolve_root()
+    if not root.is_absolute():
+        root = REPO_ROOT / root
+    return root.resolve() if (root / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").exists() else None
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +45,7 @@ def dataset(data_root: Path):
 
 @pytest.fixture(scope="session")
 def redis_server():
-    from producer.redis_server import RedisServer
+    from devtools.redis_server import RedisServer
 
     with RedisServer() as server:
         yield server
@@ -64,9 +66,9 @@ def logs(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def shared_worker(redis_server, logs):
     """One two-process worker node shared by the tests that do not stop or kill workers."""
-    from tests.service import Worker
+    from devtools.local import LocalWorker
 
-    w = Worker(redis_server.url, "shared", logs, concurrency=2, max_batch_wait_ms=50).wait_ready()
+    w = LocalWorker(redis_server.url, "shared", logs, concurrency=2, max_batch_wait_ms=50).wait_ready()
     yield w
     w.stop()
 
@@ -80,11 +82,10 @@ def worker(shared_worker, redis_url):
 @pytest.fixture
 def fleet(logs):
     """A Redis server and workers of one test's own, for tests that stop, kill or restart things."""
-    from tests.service import Fleet
+    from devtools.local import Fleet
 
-    f = Fleet(logs)
-    yield f
-    f.close()
+    with Fleet(logs) as f:
+        yield f
 
 
 @pytest.fixture
@@ -98,24 +99,24 @@ def client(redis_url):
 @pytest.fixture(scope="session")
 def test_images(data_root: Path) -> list[tuple[bytes, int]]:
     """The first 500 Fashion-MNIST test images as PNG files, with their labels."""
-    from producer.bench import test_pngs
+    from devtools.images import fashion_pngs
 
-    pngs, labels = test_pngs(500, str(data_root))
+    pngs, labels = fashion_pngs(500, str(data_root))
     return list(zip(pngs, labels))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """The fault tests' accounting, as the README's table shows it; a loud line if data was missing."""
-    from tests import test_faults
+    """The fault tests' accounting, as docs/guarantees.md shows it; a loud line if data was missing."""
+    from tests.integration import accounting
 
     if _find_data() is None:
         terminalreporter.section("Fashion-MNIST NOT FOUND: every test that needs it was skipped", red=True)
 
-    if not test_faults.REPORT:
+    if not accounting.REPORT:
         return
     tr = terminalreporter
     tr.section("fault report (lost and duplicated must be 0)")
-    tr.write_line(f"{'test':<42} {'sent':>6} {'tagged':>7} {'failed':>7} {'lost':>5} {'dup.':>5}")
-    for row in test_faults.REPORT:
-        tr.write_line(f"{row['test']:<42} {row['sent']:>6} {row['tagged']:>7} {row['failed']:>7} "
+    tr.write_line(f"{'test':<48} {'sent':>6} {'tagged':>7} {'failed':>7} {'lost':>5} {'dup.':>5}")
+    for row in accounting.REPORT:
+        tr.write_line(f"{row['test']:<48} {row['sent']:>6} {row['tagged']:>7} {row['failed']:>7} "
                       f"{row['lost']:>5} {row['duplicated']:>5}")

@@ -11,7 +11,7 @@ settings = WorkerSettings()
 
 app = Celery("tagger", broker=settings.redis_url, backend=settings.redis_url)
 app.conf.update(
-    broker_transport="worker.transport:Transport",  # kombu's Redis transport, hardened against junk
+    broker_transport="worker.consumer.transport:Transport",  # kombu's Redis transport, hardened against junk
     # JSON only, in and out: nothing is ever unpickled.
     task_serializer="json",
     result_serializer="json",
@@ -26,10 +26,10 @@ app.conf.update(
         "visibility_timeout": settings.visibility_timeout_s,
         "unacked_restore_interval": settings.restore_interval_s,
         "unacked_restore_throttle": 1,
-        "priority_steps": [0],  # one Redis list per queue: what worker.transport makes reliable
+        "priority_steps": [0],  # one Redis list per queue: what worker.consumer.transport makes reliable
         "socket_timeout": 30,
         "socket_connect_timeout": 5,
-        # where worker.transport moves items it cannot deliver, and messages rejected without requeue
+        # where worker.consumer.transport moves items it cannot deliver, and messages rejected without requeue
         "dead_letter_stream": settings.dead_letter_stream,
         "dead_letter_maxlen": settings.dead_letter_maxlen,
     },
@@ -54,14 +54,14 @@ import worker.control  # noqa: E402,F401  (registers `inspect model`, `inspect b
 @worker_process_init.connect
 def _load_model(**_: object) -> None:
     """Once per pool process, after the fork: set torch threads and load the model."""
-    from worker.pipeline import warm_up
+    from worker.pool.pipeline import warm_up
 
     warm_up()
 
 
 @worker_ready.connect
 def _describe_model(**_: object) -> None:
-    from worker.consumer import current
+    from worker.consumer.strategy import current
 
     if (b := current()) is not None:
         b.probe()
@@ -71,7 +71,7 @@ def _describe_model(**_: object) -> None:
 def _stop_batching(**_: object) -> None:
     # Warm shutdown: in-flight batches finish and are acknowledged; messages still
     # buffered are not started and go back to the queue when the channel closes.
-    from worker.consumer import current
+    from worker.consumer.strategy import current
 
     if (b := current()) is not None:
         b.closing = True

@@ -14,7 +14,7 @@ from celery.worker.control import control_command, inspect_command
 
 
 def _batcher() -> Any:
-    from worker.consumer import current
+    from worker.consumer.strategy import current
 
     return current()
 

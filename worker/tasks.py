@@ -1,4 +1,4 @@
-"""The one task the producer sends: `tagger.tag(jobs)`, run in batches by worker.consumer."""
+"""The one task the producer sends: `tagger.tag(jobs)`, run in batches by worker.consumer.strategy."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from typing import Any
 from worker.app import app, settings
 
 
-@app.task(name=settings.task_name, Strategy="worker.consumer:batching_strategy", settings=settings,
+@app.task(name=settings.task_name, Strategy="worker.consumer.strategy:batching_strategy", settings=settings,
           acks_late=True, ignore_result=True)
 def tag(jobs: list[dict[str, Any]]) -> dict[str, Any]:
     """Only for a direct call (`tag.apply(...)`): workers batch messages through the strategy instead."""
     import json
 
-    from worker.pipeline import run_batch
+    from worker.pool.pipeline import run_batch
 
     return run_batch({"bodies": [json.dumps([[jobs], {}, {}])]},
                      {"checkpoint": str(settings.checkpoint), "generation": 0, "hostname": "direct"})

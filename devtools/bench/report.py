@@ -1,0 +1,101 @@
+"""The benchmark's report: the machine, a markdown table, two plots."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+LOADS = (0.25, 0.5, 0.75, 1.0)  # open-loop offered load, as shares of the single-image peak
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "load_average_at_start": os.getloadavg()}
+
+
+def markdown(r: dict[str, Any]) -> str:
+    naive = r.get("naive", {}).get("end_to_end_images_per_second") or 0
+    ceil = max(r["ceiling"]["images_per_second"].values())
+    lines = [f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores; load average at start "
+             f"{', '.join(f'{x:.1f}' for x in r['machine']['load_average_at_start'])}. "
+             f"{r['config']['processes']} worker processes per variant, model `{r['ceiling']['arch']}`. "
+             f"Command: `{r['config']['command']}`.", "",
+             "| variant | images/s | vs naive | mean batch | note |", "|---|---:|---:|---:|---|"]
+
+    def row(name: str, rate: float, batch: Any = "", note: str = "") -> None:
+        ratio = f"{rate / naive:.1f}x" if naive else ""
+        lines.append(f"| {name} | {rate:,.0f} | {ratio} | {batch} | {note} |")
+
+    row("ceiling: model alone in process (best batch size)", ceil, "", f"{r['ceiling']['threads']} threads")
+    if "naive" in r:
+        row("naive: a task per image, end to end", naive, 1, f"producer {r['naive']['producer_publishes_per_second']:,.0f} publishes/s")
+        row("naive: draining a pre-filled queue", r["naive"]["drain_images_per_second"], 1)
+    if "celery_batches" in r:
+        cb = r["celery_batches"]
+        row("celery-batches: end to end", cb["end_to_end_images_per_second"], "", "delay() per job")
+        row("celery-batches: draining a pre-filled queue", cb["drain_images_per_second"])
+    s = r["service"]
+    row("service, bulk (`submit_many`), end to end", s["bulk"]["images_per_second"], s["bulk"]["mean_batch_size"],
+        f"{s['bulk']['images_per_second'] / ceil:.0%} of the ceiling")
+    row("service, single-image jobs, end to end", s["single"]["images_per_second"], s["single"]["mean_batch_size"],
+        "one message and one call per job")
+    if "single_drain" in s:  # not measured with --external-workers
+        row("service, single-image jobs, draining", s["single_drain"]["images_per_second"],
+            s["single_drain"]["mean_batch_size"])
+    lines += ["", f"Open loop, single-image jobs, Poisson arrivals (max batch wait {r['config']['max_batch_wait_ms']} ms):",
+              "", "| load | offered/s | achieved/s | p50 ms | p95 ms | p99 ms | queue wait p50 | compute p50 | mean batch |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for frac, o in zip(LOADS, s["open_loop"]):
+        lines.append(f"| {frac:.0%} | {o['offered_per_second']:,.0f} | {o['achieved_per_second']:,.0f} | "
+                     f"{o['latency_ms']['p50']} | {o['latency_ms']['p95']} | {o['latency_ms']['p99']} | "
+                     f"{o['queue_wait_ms_p50']} | {o['compute_ms_p50']} | {o['mean_batch_size']} |")
+    lines += ["", "Where an image's time goes (microseconds per image, closed loop):", "",
+              "| stage | bulk | single |", "|---|---:|---:|"]
+    for k in s["bulk"]["time_per_image_us"]:
+        lines.append(f"| {k} | {s['bulk']['time_per_image_us'][k]} | {s['single']['time_per_image_us'].get(k, '')} |")
+    if rss := s.get("peak_rss_mb"):  # not measured with --external-workers
+        lines += ["", f"Peak resident memory, service worker: consumer {rss['consumer']} MB, pool processes "
+                  f"{rss['pool']} MB."]
+    if "preprocessing" in r:
+        lines += ["", "Preprocessing, one core: " + "; ".join(f"{k} {v:,.0f}/s" for k, v in r["preprocessing"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def plots(r: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    rates = r["ceiling"]["images_per_second"]
+    ax.plot([int(k) for k in rates], list(rates.values()), "o-", label="model alone, in process")
+    for name, value, style in (("service, bulk", r["service"]["bulk"]["images_per_second"], "--"),
+                               ("service, single-image jobs", r["service"]["single"]["images_per_second"], ":"),
+                               ("naive task per image", r.get("naive", {}).get("end_to_end_images_per_second"), "-.")):
+        if value:
+            ax.axhline(value, ls=style, color="gray")
+            ax.text(1, value, f" {name}: {value:,.0f}/s", va="bottom", fontsize=8)
+    ax.set(xscale="log", xlabel="batch size", ylabel="images per second",
+           title=f"Throughput ({r['ceiling']['arch']}, {r['config']['processes']} processes / threads)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.savefig(out / "throughput.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ol = r["service"]["open_loop"]
+    x = [o["offered_per_second"] for o in ol]
+    for q in ("p50", "p95", "p99"):
+        ax.plot(x, [o["latency_ms"][q] for o in ol], "o-", label=q)
+    ax.axhline(r["config"]["max_batch_wait_ms"] + 100, ls="--", color="gray", label="target for p99 at 50%")
+    ax.set(xlabel="offered load (single-image jobs per second, Poisson)", ylabel="submit -> result (ms)",
+           title="Latency versus offered load", yscale="log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.savefig(out / "latency.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)

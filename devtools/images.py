@@ -1,0 +1,42 @@
+"""Images for the demo, the benchmarks and the tests, as the files a backend would send."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from typing import Any
+
+import numpy as np
+
+
+def png_bytes(image: np.ndarray | Any, mode: str | None = None) -> bytes:
+    """An array (or PIL image) as PNG file bytes."""
+    from PIL import Image
+
+    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image), mode=mode)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def fashion_pngs(n: int, data_dir: str | None = None) -> tuple[list[bytes], list[int]]:
+    """The first `n` Fashion-MNIST test images (cycled) as PNG files, and their labels."""
+    from ml import data
+
+    split = data.load_split(data.resolve_root(data_dir), train=False)
+    pngs, labels = [], []
+    for i in range(n):
+        pngs.append(png_bytes(split.images[i % len(split)].numpy()))
+        labels.append(int(split.labels[i % len(split)]))
+    return pngs, labels
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A valid PNG header claiming width x height grey pixels, with a tiny body: a decompression bomb's shape."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+            + chunk(b"IEND", b""))

@@ -1,0 +1,19 @@
+"""The client's errors: part of the one tree rooted at `wire.errors.TaggerError`."""
+
+from __future__ import annotations
+
+from wire.errors import DecodeError, TaggerError
+
+__all__ = ["TaggerError", "DecodeError", "QueueFull", "ResultTimeout"]
+
+
+class QueueFull(TaggerError):
+    """The queue is over `max_queue_length` and the client is set to refuse (or waited in vain)."""
+
+
+class ResultTimeout(TaggerError, TimeoutError):
+    """Results did not arrive in time; `missing` holds the job ids still without one."""
+
+    def __init__(self, message: str, missing: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing

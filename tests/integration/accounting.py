@@ -1,0 +1,41 @@
+"""Accounting for the fault tests: every job sent ends tagged, failed, lost or duplicated.
+
+Lost (no final result) and duplicated (more than one final result on the results stream)
+must be 0. The rows are collected in REPORT, which the test run prints at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from wire.messages import Job, Status
+
+# Short timeouts so each test takes seconds: a lost worker's messages come back after 4 s.
+FAST = dict(visibility_timeout_s=4, restore_interval_s=1, max_batch_wait_ms=20)
+REPORT: list[dict[str, object]] = []
+
+
+def account(name: str, client, job_ids: list[str], timeout: float = 90.0) -> dict[str, int]:
+    """Wait for every job's final result, then count what the backend and the stream hold."""
+    deadline = time.monotonic() + timeout
+    results = {}
+    while time.monotonic() < deadline and len(results) < len(job_ids):
+        results.update(client.fetch([j for j in job_ids if j not in results]))
+        time.sleep(0.2)
+    streamed = Counter(r.job_id for r in client.results())
+    row = {
+        "test": name,
+        "sent": len(job_ids),
+        "tagged": sum(r.status is Status.TAGGED for r in results.values()),
+        "failed": sum(r.status is Status.FAILED for r in results.values()),
+        "lost": len(set(job_ids) - set(results)),
+        "duplicated": sum(n - 1 for j, n in streamed.items() if n > 1),
+        "streamed": sum(streamed[j] > 0 for j in job_ids),
+    }
+    REPORT.append(row)
+    return row
+
+
+def jobs_from(images, n: int, prefix: str) -> list[Job]:
+    return [Job.from_bytes(images[i % len(images)][0], f"{prefix}-{i}", job_id=f"{prefix}-{i}") for i in range(n)]

@@ -1,0 +1,34 @@
+"""The benchmark's --quick path end to end: report structure, and every submitted job got a result."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from worker.settings import REPO_ROOT as ROOT
+
+
+def test_quick_benchmark_runs_end_to_end(tmp_path: Path, data_root: Path) -> None:
+    out = tmp_path / "bench"
+    run = subprocess.run([sys.executable, "-m", "devtools.bench", "--quick", "--jobs", "400", "--open-loop-seconds",
+                          "1", "--out", str(out), "--data-dir", str(data_root)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600, env={**os.environ})
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads((out / "bench.json").read_text())
+    for name in ("bench.md", "throughput.png", "latency.png"):
+        assert (out / name).stat().st_size > 0
+    assert set(report["ceiling"]["images_per_second"]) >= {"1", "256"}
+    assert report["naive"]["end_to_end_images_per_second"] > 0 and report["naive"]["drain_images_per_second"] > 0
+    service = report["service"]
+    for phase in ("bulk", "single", "single_drain"):
+        assert service[phase]["missing"] == 0 and service[phase]["images_per_second"] > 0, phase
+    assert service["bulk"]["tagged"] == service["bulk"]["jobs"] == 400
+    assert len(service["open_loop"]) == 4
+    for level in service["open_loop"]:
+        assert level["missing"] == 0 and level["jobs"] > 0
+        assert level["latency_ms"]["p50"] <= level["latency_ms"]["p95"] <= level["latency_ms"]["p99"]
+    assert all(mb > 0 for mb in service["peak_rss_mb"]["pool"])
+    assert "| service, bulk" in (out / "bench.md").read_text()

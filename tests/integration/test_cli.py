@@ -1,0 +1,40 @@
+"""`python -m producer`, as a backend's script or an operator runs it, against real workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from worker.settings import REPO_ROOT as ROOT
+
+
+def test_cli_submits_files_and_prints_one_json_line_per_result(worker, redis_url, tmp_path, test_images) -> None:
+    for i, (png, label) in enumerate(test_images[:3]):
+        (tmp_path / f"item{i}.png").write_bytes(png)
+    env = {**os.environ, "REDIS_URL": redis_url}
+    out = subprocess.run([sys.executable, "-m", "producer", "submit", *sorted(map(str, tmp_path.glob("*.png"))),
+                          "--wait"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [x["product_id"] for x in lines] == ["item0.png", "item1.png", "item2.png"]
+    assert all(x["status"] == "tagged" and x["label"] for x in lines)
+    follow = subprocess.run([sys.executable, "-m", "producer", "results"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert len(follow.stdout.splitlines()) == 3
+
+    (tmp_path / "notes.txt").write_text("not an image")
+    bad = subprocess.run([sys.executable, "-m", "producer", "submit", str(tmp_path / "notes.txt")], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "not a PNG, JPEG or WebP image" in bad.stderr
+
+
+def test_cli_says_clearly_when_redis_is_unreachable(tmp_path, test_images) -> None:
+    from devtools.redis_server import free_port
+
+    (tmp_path / "a.png").write_bytes(test_images[0][0])
+    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    out = subprocess.run([sys.executable, "-m", "producer", "submit", str(tmp_path / "a.png")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 3 and "cannot reach Redis at redis://127.0.0.1:" in out.stderr

@@ -1,0 +1,60 @@
+"""worker.consumer.batch_queue: batches close at max jobs or max wait; job counts never raise."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.consumer.batch_queue import BatchQueue, count_jobs
+
+
+def test_batch_queue_validates_its_configuration() -> None:
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError):
+            BatchQueue(bad, 0.01)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        BatchQueue(8, -0.001)
+    with pytest.raises(ValueError):
+        BatchQueue(8, 0.01).put("x", 0, 0.0)
+
+
+def test_batch_closes_at_max_size_counting_jobs_not_messages() -> None:
+    q: BatchQueue[str] = BatchQueue(max_batch_size=10, max_wait_s=1.0)
+    q.put("a", 4, now=0.0)
+    q.put("b", 4, now=0.1)
+    assert not q.ready(now=0.2)
+    q.put("c", 4, now=0.2)  # 12 jobs waiting
+    assert q.ready(now=0.2)
+    batch = q.take()
+    assert [p.item for p in batch] == ["a", "b"] and q.jobs == 4 and len(q) == 1
+
+
+def test_batch_closes_when_the_oldest_job_has_waited_max_wait() -> None:
+    q: BatchQueue[str] = BatchQueue(max_batch_size=100, max_wait_s=0.05)
+    assert q.deadline() is None and not q.ready(now=10.0)
+    q.put("a", 1, now=1.00)
+    q.put("b", 1, now=1.04)
+    assert q.deadline() == pytest.approx(1.05)
+    assert not q.ready(now=1.049)
+    assert q.ready(now=1.05)
+    assert [p.item for p in q.take()] == ["a", "b"]
+    assert q.deadline() is None
+
+
+def test_a_message_larger_than_a_batch_goes_alone_and_nothing_is_split() -> None:
+    q: BatchQueue[str] = BatchQueue(max_batch_size=8, max_wait_s=0.0)
+    q.put("big", 20, now=0.0)
+    q.put("small", 1, now=0.0)
+    assert [p.item for p in q.take()] == ["big"]
+    assert [p.item for p in q.take()] == ["small"]
+    assert q.take() == [] and q.jobs == 0
+
+
+def test_the_job_count_of_any_message_is_1_to_cap_and_never_raises() -> None:
+    body = b'[[[{"job_id":"a","product_id":"p"},{"job_id":"b","product_id":"q \\"product_id\\""}]],{},{}]'
+    assert count_jobs({}, body, "n", cap=100) == 2  # counted in the body; an escaped quote is not a key
+    assert count_jobs({"n": 7}, body, "n", cap=100) == 7  # the header, when it is a positive integer
+    assert count_jobs({"n": 10**12}, body, "n", cap=100) == 100
+    for header in (float("inf"), float("nan"), 1e400, -3, 0, "64", [64], None, True):
+        assert count_jobs({"n": header}, body, "n", cap=100) == 2, header
+    for headers, raw in (([], b"[[[]],{},{}]"), ("x", None), ({}, 12345), ({}, ""), ({}, "[" * 10_000)):
+        assert count_jobs(headers, raw, "n", cap=100) == 1

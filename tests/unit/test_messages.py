@@ -1,0 +1,21 @@
+"""wire.messages: job ids are checked, images round-trip, bad input is a DecodeError."""
+
+from __future__ import annotations
+
+import pytest
+
+from wire.errors import DecodeError
+from wire.messages import Job, TagResult
+
+
+def test_job_ids_are_checked_and_images_round_trip() -> None:
+    job = Job.from_bytes(b"\x89PNG...", "sku-1", job_id="order-7:line-2")
+    assert job.image_bytes() == b"\x89PNG..."
+    assert Job.model_validate_json(job.model_dump_json()) == job
+    for bad in ("", "has space", "x" * 129, "a/b"):
+        with pytest.raises(ValueError):
+            Job.from_bytes(b"x", "sku", job_id=bad)
+    with pytest.raises(DecodeError):
+        Job(product_id="p", image_b64="%%%not base64").image_bytes()
+    with pytest.raises(DecodeError):
+        TagResult.parse(b"{}")

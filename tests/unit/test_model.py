@@ -1,0 +1,152 @@
+"""The model zoo beyond the seed: the compact CNN, batch augmentation, the committed default model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from devtools.bench import model_speed as speed
+from ml import augment, checkpoint, model, train
+from worker.settings import REPO_ROOT
+
+DEFAULT_MODEL = REPO_ROOT / "models" / "compact"
+
+
+# --- the compact architecture ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width, head, params, macs", [
+    (24, "gap", 157_330, 12_363_072),
+    (24, "flat", 203_410, 12_409_152),  # 96 x 7 x 7 -> 10: 46k more weights, 46k more multiply-adds
+    (16, "gap", 70_330, 5_532_544),
+])
+def test_compact_shapes_parameters_and_multiply_adds(width: int, head: str, params: int, macs: int) -> None:
+    net = model.build("compact", width=width, head=head)
+    assert model.count_params(net) == params
+    assert model.count_macs(net) == macs
+    assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    assert net.training  # count_macs leaves the mode as it found it
+
+
+def test_compact_defaults_and_it_keeps_channels_last_through_a_checkpoint(tmp_path: Path) -> None:
+    assert model.count_params(model.build("compact")) == 157_330  # width 24, head "gap"
+    with pytest.raises(ValueError, match="head"):
+        model.build("compact", head="nope")
+    torch.manual_seed(0)
+    net = model.build("compact", width=8).eval()
+    checkpoint.save(tmp_path / "m.pt", net, "compact", {"width": 8})
+    loaded = checkpoint.load(tmp_path / "m.pt")
+    conv = loaded.model.features[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(4, 1, 28, 28)
+    with torch.inference_mode():
+        assert torch.equal(net(x), loaded.model(x))
+
+
+def test_seed_is_unchanged_by_the_zoo() -> None:
+    assert model.count_params(model.build("seed")) == 31_530
+    assert model.count_macs(model.build("seed")) == 16 * 28 * 28 * 9 + 3136 * 10
+
+
+# --- augmentation ------------------------------------------------------------------------------
+
+IMG = torch.arange(1, 17, dtype=torch.uint8).view(1, 4, 4)  # 1..16, row by row
+
+
+def test_hflip_mirrors_with_p1_and_keeps_with_p0() -> None:
+    assert torch.equal(augment.hflip(IMG, p=1.0), IMG.flip(-1))
+    assert torch.equal(augment.hflip(IMG, p=0.0), IMG)
+
+
+def test_random_crop_is_a_shift_with_zero_fill() -> None:
+    batch = IMG.repeat(64, 1, 1)
+    out = augment.random_crop(batch, padding=1, generator=torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(IMG, (1, 1, 1, 1))
+    windows = {padded[0, dy : dy + 4, dx : dx + 4].numpy().tobytes(): (dy, dx) for dy in range(3) for dx in range(3)}
+    seen = {windows[o.numpy().tobytes()] for o in out}  # KeyError if an output is not a shifted window
+    assert len(seen) == 9  # 64 draws reach all nine offsets
+    assert torch.equal(augment.random_crop(batch, padding=0), batch)
+
+
+def test_random_erase_fills_one_rectangle_of_the_requested_area() -> None:
+    x = torch.full((32, 8, 8), 200, dtype=torch.uint8)
+    out = augment.random_erase(x, p=1.0, scale=(0.25, 0.25), ratio=(1.0, 1.0), generator=torch.Generator().manual_seed(1))
+    for img in out:
+        rows, cols = torch.nonzero(img == 0, as_tuple=True)
+        assert len(rows) == 16  # a 4x4 square: a quarter of 8x8
+        assert rows.max() - rows.min() == 3 and cols.max() - cols.min() == 3
+    assert torch.equal(augment.random_erase(x, p=0.0), x)
+    assert torch.equal(x, torch.full((32, 8, 8), 200, dtype=torch.uint8))  # input untouched
+
+
+def test_augment_batch_shapes_dtypes_and_determinism() -> None:
+    images = torch.randint(0, 256, (50, 28, 28), dtype=torch.uint8)
+
+    def run(seed: int) -> torch.Tensor:
+        return augment.augment_batch(images, torch.Generator().manual_seed(seed), crop_padding=2, flip_p=0.5, erase_p=0.5)
+
+    a, b, c = run(0), run(0), run(1)
+    assert a.shape == images.shape and a.dtype == torch.uint8
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    four_d = augment.augment_batch(images.unsqueeze(1), torch.Generator().manual_seed(0), 2, 0.5, 0.5)
+    assert torch.equal(four_d.squeeze(1), a)  # N x 1 x H x W gets the same draws as N x H x W
+    # all off: the images come back as they were and the generator is not used
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    assert torch.equal(augment.augment_batch(images, g), images)
+    assert torch.equal(g.get_state(), state)
+
+
+def test_training_with_the_recipe_runs_and_is_deterministic(tmp_path: Path, data_root: Path) -> None:
+    args = ["--arch", "compact", "--width", "8", "--head", "flat", "--dry-run", "--batch-size", "64", "--lr", "0.1",
+            "--weight-decay", "5e-4", "--label-smoothing", "0.1", "--crop-padding", "2", "--flip-prob", "0.5",
+            "--erase-prob", "0.5", "--threads", "1", "--data-dir", str(data_root)]
+    a = train.main(args + ["--out", str(tmp_path / "a")])
+    b = train.main(args + ["--out", str(tmp_path / "b")])
+    assert a["model_version"] == b["model_version"]
+    assert a["arch_args"] == {"width": 8, "head": "flat"}
+    assert a["macs"] == model.count_macs(model.build("compact", width=8, head="flat"))
+    assert checkpoint.load(tmp_path / "a" / "model.pt").arch_args == {"width": 8, "head": "flat"}
+
+
+# --- the committed default model -------------------------------------------------------------
+
+
+def test_committed_compact_model_loads_weights_only_and_meets_the_targets() -> None:
+    raw = torch.load(DEFAULT_MODEL / "model.pt", weights_only=True)
+    assert raw["arch"] == "compact"
+    assert (DEFAULT_MODEL / "model.pt").stat().st_size < 2_000_000
+    ck = checkpoint.load(DEFAULT_MODEL / "model.pt")
+    metrics = json.loads((DEFAULT_MODEL / "metrics.json").read_text())
+    assert ck.version == metrics["model_version"] == raw["model_version"]
+    assert ck.params == metrics["params"]
+    assert metrics["accuracy"] >= 0.935
+    assert metrics["recall"]["Shirt"] >= 0.75
+    assert metrics["train_seconds"] <= 30 * 60
+
+
+def test_speed_measures_a_positive_rate() -> None:
+    net = model.build("compact", width=8)
+    rates = speed.measure(net, torch.randint(0, 256, (64, 28, 28), dtype=torch.uint8), batch_size=32, rounds=2,
+                          batches_per_round=2)
+    assert len(rates) == 2 and all(r > 0 for r in rates)
+
+
+def test_folding_batchnorm_for_serving_keeps_the_outputs(dataset) -> None:
+    """The worker serves the model with BatchNorm folded into the convs: same tags, no BN left."""
+    from ml import checkpoint, data
+    from ml.model import fuse_for_inference
+    from worker.settings import DEFAULT_CHECKPOINT
+
+    ck = checkpoint.load(DEFAULT_CHECKPOINT)
+    served = fuse_for_inference(ck.model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in served.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in ck.model.modules())  # the original is untouched
+    x = data.normalize(dataset.test.images[:2000])
+    with torch.inference_mode():
+        a, b = ck.model(x), served(x)
+    assert torch.equal(a.argmax(1), b.argmax(1))
+    assert torch.allclose(a, b, atol=1e-4)

@@ -1,0 +1,15 @@
+"""worker.consumer.transport: any queue item decodes to an envelope or a reason, never an exception."""
+
+from __future__ import annotations
+
+
+def test_queue_items_decode_to_an_envelope_or_a_reason_whatever_the_bytes() -> None:
+    from wire.envelope import task_envelope
+    from worker.consumer.transport import decode_item
+
+    good = task_envelope("tagger.tag", "tagger", []).encode()
+    assert decode_item(good)[1] == "" and decode_item(good)[0]["headers"]["task"] == "tagger.tag"
+    assert decode_item(b"[" * 100_000 + b"]" * 100_000)[1].endswith("nested too deep")
+    assert decode_item(b"\xff\xfe")[1].startswith("not JSON")
+    for item in (b"{}", b"[]", b"12", b'{"body": 1}', b'{"body": "", "properties": [], "headers": {}}'):
+        assert decode_item(item) == (None, "not a message envelope"), item

@@ -1,0 +1,36 @@
+"""The project's exception tree and its one list of error codes.
+
+Every error raised on purpose is a `TaggerError`. A failed job carries an `ErrorCode` in its
+result; image problems found by `ml.preprocess` use the same codes (its `ImageError.code`).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class TaggerError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class DecodeError(TaggerError, ValueError):
+    """A message, job or result could not be decoded into its schema."""
+
+
+class ErrorCode(str, Enum):
+    """Why a job failed: the `error_code` of a failed result (its `error` says it in a sentence)."""
+
+    EMPTY_IMAGE = "empty_image"  # no bytes, or a blank picture: nothing differs from the background
+    IMAGE_TOO_LARGE = "image_too_large"  # more bytes than the byte limit
+    TOO_MANY_PIXELS = "too_many_pixels"  # width x height over the pixel limit, read from the header
+    UNSUPPORTED_FORMAT = "unsupported_format"  # not PNG, JPEG or WebP, or not an image at all
+    DECODE_ERROR = "decode_error"  # the header was fine, the pixels were not (truncated, corrupt)
+    INVALID_JOB = "invalid_job"  # the job does not match the Job schema
+    INVALID_MESSAGE = "invalid_message"  # the message around the job could not be read
+    TOO_MANY_ATTEMPTS = "too_many_attempts"  # its deliveries kept dying: dead-lettered
+    INTERNAL_ERROR = "internal_error"  # a bug: the worker's log has the traceback
+
+
+# The codes `ml.preprocess` raises for an image (a subset of ErrorCode).
+IMAGE_ERROR_CODES = frozenset({ErrorCode.EMPTY_IMAGE, ErrorCode.IMAGE_TOO_LARGE, ErrorCode.TOO_MANY_PIXELS,
+                               ErrorCode.UNSUPPORTED_FORMAT, ErrorCode.DECODE_ERROR})

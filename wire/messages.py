@@ -1,0 +1,119 @@
+"""The service's message schemas: one pydantic model per message type.
+
+A `Job` travels producer -> Redis -> worker inside a Celery task message (JSON only);
+a `TagResult` travels back, into the Celery result backend and the results stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+import uuid
+from enum import Enum
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from wire.errors import DecodeError, ErrorCode
+
+# Job ids become part of Redis keys; keep them boring.
+JOB_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+Metadata = dict[str, str | int | float | bool | None]
+
+
+class Status(str, Enum):
+    TAGGED = "tagged"
+    FAILED = "failed"
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Job(BaseModel):
+    """One product image to tag."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # every number must survive a JSON round trip
+
+    job_id: str = Field(default_factory=new_job_id, pattern=JOB_ID_PATTERN,
+                        description="idempotency key: one final result per job id")
+    product_id: str = Field(min_length=1, max_length=256)
+    image_b64: str = Field(description="the image file's bytes (PNG, JPEG or WebP: wire.formats), base64")
+    metadata: Metadata = Field(default_factory=dict)
+    enqueued_at: float = Field(default_factory=time.time, description="unix seconds, set by the producer")
+
+    @classmethod
+    def from_bytes(cls, image: bytes, product_id: str, job_id: str | None = None,
+                   metadata: Metadata | None = None) -> "Job":
+        fields: dict[str, Any] = {"product_id": product_id, "image_b64": base64.b64encode(image).decode("ascii"),
+                                  "metadata": metadata or {}}
+        if job_id is not None:
+            fields["job_id"] = job_id
+        return cls(**fields)
+
+    def image_bytes(self) -> bytes:
+        try:
+            return base64.b64decode(self.image_b64, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise DecodeError(f"image_b64 is not valid base64: {exc}") from None
+
+
+class Score(BaseModel):
+    label: str
+    label_id: int
+    score: float
+
+
+class Timings(BaseModel):
+    enqueued_at: float = Field(description="unix seconds when the producer enqueued the job")
+    started_at: float = Field(description="unix seconds when its batch started on the worker")
+    finished_at: float = Field(description="unix seconds when its result was ready")
+    batch_size: int = Field(description="jobs in the batch this job ran in")
+
+    @property
+    def queue_ms(self) -> float:
+        return 1000 * (self.started_at - self.enqueued_at)
+
+    @property
+    def total_ms(self) -> float:
+        return 1000 * (self.finished_at - self.enqueued_at)
+
+
+class TagResult(BaseModel):
+    """The one final result of a job: a tag or an error."""
+
+    job_id: str
+    product_id: str
+    status: Status
+    label: Optional[str] = None
+    label_id: Optional[int] = None
+    confidence: Optional[float] = None
+    top3: list[Score] = Field(default_factory=list)
+    category: Optional[str] = Field(default=None, description="e.g. tops, footwear (the model's taxonomy)")
+    department: Optional[str] = Field(default=None, description="e.g. clothing, accessories")
+    needs_review: bool = False
+    model: Optional[str] = Field(default=None, description="architecture name")
+    model_version: Optional[str] = Field(default=None, description="weights hash of the checkpoint")
+    timings: Timings
+    attempts: int = 1
+    worker: Optional[str] = None
+    error_code: Optional[ErrorCode] = None
+    error: Optional[str] = Field(default=None, description="human-readable reason, for failures")
+    metadata: Metadata = Field(default_factory=dict)
+
+    @field_validator("top3")
+    @classmethod
+    def _at_most_three(cls, v: list[Score]) -> list[Score]:
+        if len(v) > 3:
+            raise ValueError("top3 holds at most three scores")
+        return v
+
+    @classmethod
+    def parse(cls, data: str | bytes | dict[str, Any]) -> "TagResult":
+        try:
+            if isinstance(data, dict):
+                return cls.model_validate(data)
+            return cls.model_validate_json(data)
+        except ValueError as exc:
+            raise DecodeError(f"not a TagResult: {exc}") from None

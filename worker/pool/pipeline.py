@@ -1,0 +1,227 @@
+"""What a pool process does with one batch: parse, count attempts, decode, classify, publish.
+
+Per-job isolation: a job whose message, image or attempt count is bad gets its own
+`failed` result; the rest of the batch is tagged in one forward pass. Jobs that were
+delivered before without a result (their batch died) run one at a time, so a job
+that kills its process takes nothing else down with it and ends in the dead-letter
+stream after `max_attempts`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict
+from functools import lru_cache
+from typing import Any, Sequence
+
+from ml.preprocess import Limits
+from wire.errors import DecodeError, ErrorCode
+from wire.messages import Job, Status, TagResult
+from worker.pool import inference
+from worker.pool.classify import classify
+from worker.pool.parse import job_ids_in, parse_message
+from worker.pool.publish import Publisher
+from worker.pool.results import failure
+from worker.report import BatchReport
+from worker.settings import WorkerSettings
+
+logger = logging.getLogger(__name__)
+# Test hook (never set in production): a message whose raw body holds this marker kills its
+# process before it is parsed, to exercise message-level dead-lettering.
+CRASH_MESSAGE_HOOK_ENV = "TAGGER_TEST_CRASH_MESSAGE_MARKER"
+
+
+@lru_cache(maxsize=1)
+def settings() -> WorkerSettings:
+    return WorkerSettings()
+
+
+@lru_cache(maxsize=1)
+def publisher() -> Publisher:
+    return Publisher(settings())  # one Redis connection pool per process, made after the fork
+
+
+@lru_cache(maxsize=1)
+def limits() -> Limits:
+    s = settings()
+    return Limits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+
+
+def run_batch(payload: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    """Entry point in the pool process.
+
+    `payload`: the batch's message bodies (or the Redis key holding them, for large batches),
+    and per message its id and whether Redis delivered it before.
+    `ctx`: checkpoint, generation, hostname.
+
+    Message-level isolation, as for jobs: a message Redis delivers again (its batch died)
+    runs alone, in an order that flips with each delivery, and after `max_attempts`
+    deliveries it is dead-lettered unread, its job ids (found in the raw bytes) failed.
+    """
+    s = settings()
+    pub = publisher()
+    report = BatchReport()
+    worker = ctx.get("hostname")
+
+    t = time.perf_counter()
+    bodies = payload["bodies"] if "bodies" in payload else pub.take_batch(payload["key"])
+    metas = payload.get("messages") or [{} for _ in bodies]
+    again = [i for i, m in enumerate(metas) if m.get("redelivered")]
+    deliveries = [1] * len(bodies)
+    for i, n in zip(again, pub.count_redeliveries([str(metas[i].get("id")) for i in again])):
+        deliveries[i] = 1 + n
+    report.seconds["parse"] += time.perf_counter() - t
+
+    clf = inference.get(ctx["checkpoint"], ctx["generation"], s.device, s.torch_threads)
+    report.model = clf.info()
+    fresh = [b for b, n in zip(bodies, deliveries) if n == 1]
+    # by id, not as delivered (requeueing reverses the order), then flipped with each delivery
+    suspects = sorted(((str(m.get("id")), b, n) for b, m, n in zip(bodies, metas, deliveries)
+                       if 1 < n <= s.max_attempts), key=lambda x: x[0])
+    for body, n in zip(bodies, deliveries):
+        if n > s.max_attempts:
+            _give_up_message(pub, body, n - 1, report, worker)
+    if fresh:
+        _run_messages(pub, clf, fresh, report, worker)
+    # max: the poison's count rises with every delivery (the others' start over once they run)
+    flip = bool(suspects) and max(n for *_, n in suspects) % 2 == 1
+    for message_id, body, _n in (reversed(suspects) if flip else suspects):
+        report.isolated_messages += 1
+        _run_messages(pub, clf, [body], report, worker, redelivered=[message_id])
+    return asdict(report)
+
+
+def _give_up_message(pub: Publisher, body: bytes | str, deliveries: int, report: BatchReport,
+                     worker: str | None) -> None:
+    """A message whose batch died `deliveries` times: dead-letter it unread, fail its jobs."""
+    reason = f"its batch died {deliveries} times without a result (message-level poison)"
+    ids = job_ids_in(body)
+    now = time.time()
+    stored = _publish(pub, [failure(j, "", ErrorCode.TOO_MANY_ATTEMPTS, f"gave up: {reason} (dead-lettered)", now,
+                                    1, worker, deliveries) for j in ids], report)
+    if ids and not any(stored):  # it ran before, beside the real poison: every job already has its result
+        return
+    logger.error("dead-lettered a message: %s", reason)
+    pub.dead_letter_message(body, reason, deliveries)
+    report.dead_lettered_messages += 1
+
+
+def _run_messages(pub: Publisher, clf: inference.Classifier, bodies: list[bytes | str], report: BatchReport,
+                  worker: str | None, redelivered: Sequence[str] = ()) -> None:
+    """Parse, count job attempts, classify and publish the jobs of these messages.
+
+    `redelivered`: ids of those messages that Redis delivered again; once their jobs are
+    counted, their message-level count starts over.
+    """
+    s = settings()
+    started = time.time()
+    if marker := os.environ.get(CRASH_MESSAGE_HOOK_ENV):
+        if any(marker.encode() in (b.encode() if isinstance(b, str) else b) for b in bodies):
+            os._exit(71)
+    t = time.perf_counter()
+    jobs, early = _parse_all(pub, bodies, worker, report)
+    report.seconds["parse"] += time.perf_counter() - t
+    t = time.perf_counter()
+    counts = pub.count_attempts([j.job_id for j in jobs], redelivered)
+    report.seconds["attempts"] += time.perf_counter() - t
+    attempts = {j.job_id: n for j, (n, _) in zip(jobs, counts)}
+    report.jobs += len(jobs) + len(early)
+
+    fresh, suspects, dead = [], [], []
+    for job, (n, done) in zip(jobs, counts):
+        if done:
+            report.duplicates += 1  # already has its final result: nothing to do
+        elif n > s.max_attempts:
+            dead.append(job)
+            early.append(failure(job.job_id, job.product_id, ErrorCode.TOO_MANY_ATTEMPTS,
+                                 f"gave up after {n - 1} deliveries without a result (dead-lettered)",
+                                 started, 1, worker, n - 1, job.enqueued_at, job.metadata))
+        elif n > 1:
+            suspects.append(job)
+        else:
+            fresh.append(job)
+
+    stored = _publish(pub, early, report)
+    newly_failed = {r.job_id for r, new in zip(early, stored) if new}
+    for job in dead:  # only with its first final result: a job delivered again lands there once
+        if job.job_id in newly_failed:
+            pub.dead_letter(job, f"no result after {attempts[job.job_id] - 1} deliveries", attempts[job.job_id] - 1)
+            report.dead_lettered += 1
+    if fresh:
+        _publish(pub, classify(clf, fresh, attempts, limits(), s.review_threshold, report, worker), report)
+    for job in isolation_order(suspects, attempts):
+        report.isolated += 1
+        _publish(pub, classify(clf, [job], attempts, limits(), s.review_threshold, report, worker), report)
+
+
+def isolation_order(suspects: list[Job], attempts: dict[str, int]) -> list[Job]:
+    """The order in which redelivered jobs run, one at a time.
+
+    One of them may be what killed the last batch. The order flips with each delivery,
+    so jobs queued behind a crashing job run before it on the next delivery instead of
+    sharing its fate until they are dead-lettered with it. It starts from enqueue
+    time: redelivery order means nothing (requeueing reverses it).
+    """
+    if not suspects:
+        return []
+    flip = min(attempts[j.job_id] for j in suspects) % 2 == 1
+    return sorted(suspects, key=lambda j: (j.enqueued_at, j.job_id), reverse=flip)
+
+
+def _parse_all(pub: Publisher, bodies: list[bytes | str], worker: str | None,
+               report: BatchReport) -> tuple[list[Job], list[TagResult]]:
+    """Jobs of all messages (first copy of each job id) and failed results for invalid jobs.
+
+    A body that cannot be read is dead-lettered with its raw bytes; the job ids it names
+    get a final `invalid_message` result.
+    """
+    jobs: list[Job] = []
+    invalid: list[TagResult] = []
+    for body in bodies:
+        try:
+            ok, bad = parse_message(body, worker)
+        except DecodeError as exc:
+            report.invalid_messages += 1
+            logger.error("dead-lettered a malformed message: %s", exc)
+            pub.dead_letter_message(body, str(exc), 1)
+            now = time.time()
+            invalid += [failure(j, "", ErrorCode.INVALID_MESSAGE, f"its message could not be read: {exc}", now, 1,
+                                worker) for j in job_ids_in(body)]
+            continue
+        jobs += ok
+        invalid += bad
+    unique = list({j.job_id: j for j in reversed(jobs)}.values())[::-1]
+    report.duplicates += len(jobs) - len(unique)
+    return unique, invalid
+
+
+def describe_model(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Load (or swap to) the context's checkpoint in this process and describe it."""
+    s = settings()
+    return inference.get(ctx["checkpoint"], ctx["generation"], s.device, s.torch_threads).info()
+
+
+def warm_up() -> None:
+    """Load the configured model at process start, so the first batch does not wait for it."""
+    s = settings()
+    inference.get(str(s.checkpoint), 0, s.device, s.torch_threads)
+
+
+def _publish(pub: Publisher, results: list[TagResult], report: BatchReport) -> list[bool]:
+    if not results:
+        return []
+    t = time.perf_counter()
+    stored = pub.publish(results)
+    report.seconds["publish"] += time.perf_counter() - t
+    for r, new in zip(results, stored):
+        if not new:
+            report.duplicates += 1
+        elif r.status is Status.TAGGED:
+            report.tagged += 1
+        else:
+            report.failed += 1
+    return stored
+
+

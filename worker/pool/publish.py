@@ -1,0 +1,98 @@
+"""Results out of a pool process: Celery result backend + results stream, idempotent per job id.
+
+One Lua script call per batch (one command, one round trip): for each job, the first
+final result is stored under Celery's result key, published for `AsyncResult.get()`
+subscribers and appended to the results stream; a later one (a job processed twice
+after a redelivery, or submitted twice) changes nothing and is counted as a duplicate.
+Attempt counting is one call per batch too. (All of a batch's keys in one script: a
+single Redis, not Redis Cluster.)
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import redis
+
+from wire.connection import connect
+from wire.dead_letters import job_fields, raw_fields
+from wire.keys import attempts_key, message_attempts_key, result_key
+from wire.messages import Job, TagResult
+from wire.settings import ServiceSettings
+
+LUA = Path(__file__).with_name("lua")
+
+
+class Publisher:
+    def __init__(self, settings: ServiceSettings, client: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self.redis = client or connect(settings.redis_url)
+        self._count = self._script("count_attempts")
+        self._publish = self._script("publish_once")
+        self._redeliveries = self._script("count_redeliveries")
+
+    def _script(self, name: str) -> Any:
+        return self.redis.register_script((LUA / f"{name}.lua").read_text())
+
+    def take_batch(self, key: str) -> list[bytes]:
+        """A large batch's message bodies, left in Redis by the consumer process."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            bodies, _ = pipe.lrange(key, 0, -1).delete(key).execute()
+        if not bodies:  # expired or lost with Redis: raise, and the batch is requeued
+            raise LookupError(f"batch {key} is gone from Redis")
+        return list(bodies)
+
+    def count_attempts(self, job_ids: list[str], parsed_messages: Sequence[str] = ()) -> list[tuple[int, bool]]:
+        """(deliveries so far including this one, whether a final result exists) per job.
+
+        Redis keeps no delivery counter, so the worker keeps one per job id. From here on a
+        job's attempts count, so the redelivery counts of `parsed_messages` are reset: a
+        message is message-level poison only if it dies before its jobs are counted.
+        """
+        if not job_ids and not parsed_messages:
+            return []
+        keys = ([attempts_key(j) for j in job_ids] + [result_key(j) for j in job_ids]
+                + [message_attempts_key(m) for m in parsed_messages])
+        replies = self._count(keys=keys, args=[self.settings.result_ttl_s, len(job_ids)])
+        return [(int(replies[i]), bool(replies[i + 1])) for i in range(0, len(replies), 2)]
+
+    def count_redeliveries(self, message_ids: list[str]) -> list[int]:
+        """Per message Redis delivered again (kombu marks them), its redeliveries since its jobs
+        were last counted (`count_attempts` resets them).
+
+        Only redelivered messages are counted, so the common path costs nothing: a
+        message's first delivery is implied.
+        """
+        if not message_ids:
+            return []
+        return [int(n) for n in self._redeliveries(keys=[message_attempts_key(m) for m in message_ids],
+                                                   args=[self.settings.result_ttl_s])]
+
+    def publish(self, results: list[TagResult]) -> list[bool]:
+        """Store and stream each result once; per result, whether it was new (else a duplicate)."""
+        if not results:
+            return []
+        s = self.settings
+        done = json.dumps(datetime.now(timezone.utc).isoformat())
+        args: list[str | int] = [s.result_ttl_s, s.stream_maxlen]
+        for r in results:
+            payload = r.model_dump_json()
+            # Celery's result-backend layout, built around the payload rather than re-encoding it
+            meta = (f'{{"status":"SUCCESS","result":{payload},"traceback":null,"children":[],'
+                    f'"date_done":{done},"task_id":{json.dumps(r.job_id)}}}')
+            args += [meta, r.job_id, r.status.value, payload]
+        replies = self._publish(keys=[result_key(r.job_id) for r in results] + [s.results_stream], args=args)
+        return [bool(x) for x in replies]
+
+    def dead_letter_message(self, body: bytes | str, reason: str, attempts: int) -> None:
+        """A message whose body cannot be read: its raw bytes (truncated), for an operator to look at."""
+        self.redis.xadd(self.settings.dead_letter_stream, raw_fields(body, reason, attempts, self.settings.queue),
+                        maxlen=self.settings.dead_letter_maxlen, approximate=True)
+
+    def dead_letter(self, job: Job, reason: str, attempts: int) -> None:
+        """Keep the whole job (image included) so an operator can inspect and replay it."""
+        self.redis.xadd(self.settings.dead_letter_stream, job_fields(job, reason, attempts),
+                        maxlen=self.settings.dead_letter_maxlen, approximate=True)
