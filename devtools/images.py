@@ -10,14 +10,18 @@ from typing import Any
 import numpy as np
 
 
-def png_bytes(image: np.ndarray | Any, mode: str | None = None) -> bytes:
-    """An array (or PIL image) as PNG file bytes."""
+def encode(image: np.ndarray | Any, fmt: str = "PNG", **options: Any) -> bytes:
+    """An array (or PIL image) as the bytes of an image file in `fmt` (Pillow's save options)."""
     from PIL import Image
 
-    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image), mode=mode)
+    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    img.save(buf, format=fmt, **options)
     return buf.getvalue()
+
+
+def png_bytes(image: np.ndarray | Any) -> bytes:
+    return encode(image, "PNG")
 
 
 def fashion_pngs(n: int, data_dir: str | None = None) -> tuple[list[bytes], list[int]]:

@@ -111,6 +111,16 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     )
 
 
+def portable_path(path: str | Path) -> str:
+    """How recorded figures name a file: relative to the current folder when inside it, else by
+    its name alone, never by a path that exists on one machine only."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return p.name
+
+
 def _plain(obj: Any) -> Any:
     """Only plain values survive weights_only loading; turn paths and tuples into str/list."""
     if isinstance(obj, dict):

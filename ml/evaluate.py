@@ -92,13 +92,18 @@ def write_report(
     return metrics
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def evaluation_parser(description: str | None, writes: str) -> argparse.ArgumentParser:
+    """The arguments every evaluation command takes: a checkpoint, the data, where to write `writes`."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="path to a model.pt written by ml.train")
     p.add_argument("--data-dir", default=None, help=f"Fashion-MNIST root (default: ${data_mod.ENV_ROOT} or data/)")
-    p.add_argument("--out", default=None, help="folder for metrics.json and plots (default: the checkpoint's folder)")
+    p.add_argument("--out", default=None, help=f"folder for {writes} (default: the checkpoint's folder)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = evaluation_parser(__doc__, "metrics.json and plots").parse_args(argv)
     torch.set_num_threads(args.threads)
 
     ck = ckpt_io.load(args.checkpoint)

@@ -12,7 +12,6 @@ the test images, photo-like and clean.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict
@@ -163,7 +162,7 @@ def run(checkpoint: str, data_dir: str | None = None, out: str | None = None, su
     t0 = time.perf_counter()
     metrics = evaluate(ck.model, dataset, ck.classes, seed=seed, subset=subset, val_subset=val_subset,
                        threshold=threshold)
-    metrics = {"checkpoint": str(checkpoint), "arch": ck.arch, "model_version": ck.version,
+    metrics = {"checkpoint": ckpt_io.portable_path(checkpoint), "arch": ck.arch, "model_version": ck.version,
                "seconds": round(time.perf_counter() - t0, 1), **metrics}
     folder = Path(out) if out else Path(checkpoint).parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -176,16 +175,12 @@ def run(checkpoint: str, data_dir: str | None = None, out: str | None = None, su
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
-    from ml import data as data_mod
+    from ml.evaluate import evaluation_parser
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="path to a model.pt written by ml.train")
-    p.add_argument("--data-dir", default=None, help=f"Fashion-MNIST root (default: ${data_mod.ENV_ROOT} or data/)")
-    p.add_argument("--out", default=None, help="folder for photo_metrics.json (default: the checkpoint's folder)")
+    p = evaluation_parser(__doc__, "photo_metrics.json")
     p.add_argument("--subset", type=int, default=None, help="only this many test images (default: all)")
     p.add_argument("--val-subset", type=int, default=None, help="only this many validation images (default: all)")
     p.add_argument("--seed", type=int, default=0, help="rendering seed")
-    p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     return run(args.checkpoint, args.data_dir, args.out, args.subset, args.val_subset, args.seed)

@@ -26,8 +26,7 @@ was trained on:
 6. Sharpen with an unsharp mask of radius 1, as Zalando did after resizing.
 
 The choices in 4-6 (area average vs subsampling, tolerance, sharpening, WORK_SIZE) were made
-by accuracy on photo-like renders of the validation split (ml.photos); see the README section
-"Product photos: preprocessing".
+by accuracy on photo-like renders of the validation split (ml.photo_eval); see docs/photos.md.
 
 An image that is already 28 x 28 is model-ready: it is only converted to grey and, when its
 corners are light, negated. A Fashion-MNIST image therefore passes through exactly unchanged.

@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train_seconds = time.perf_counter() - start
     model.load_state_dict(best_state)
 
-    config = {k: v for k, v in vars(args).items()}
+    # the data location is a fact of one machine, not of the model: not recorded
+    config = {k: v for k, v in vars(args).items() if k != "data_dir"}
     info = {
         "arch": args.arch, "arch_args": arch_args, "params": count_params(model), "macs": count_macs(model),
         "model_version": ckpt_io.weights_hash(model.state_dict()),

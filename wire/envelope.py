@@ -3,7 +3,7 @@
 Why by hand: `apply_async` costs ~2 ms per message and sends one network round trip
 each; building the envelope ourselves lets `submit_many` push thousands of messages in
 one Redis pipeline. The format is Celery's documented message protocol v2 inside
-kombu's Redis envelope; tests/test_protocol.py checks it against what Celery itself
+kombu's Redis envelope; tests/integration/test_envelope.py checks it against what Celery itself
 sends, and every integration test has a real worker consume it.
 """
 

@@ -29,7 +29,7 @@ class WorkerSettings(ServiceSettings):
                                    description="larger messages are rejected unread (a chunk of images, base64)")
     review_threshold: float = Field(
         0.62, ge=0, le=1, description="tags below this confidence get needs_review (0.62: 97% precision of the "
-        "unflagged tags of the default model on photo-like validation images; rerun ml.evaluate --photos per model)")
+        "unflagged tags of the default model on photo-like validation images; rerun ml.photo_eval per model)")
 
     @model_validator(mode="after")
     def _visibility_covers_a_batch(self) -> "WorkerSettings":

@@ -37,7 +37,7 @@ from devtools.bench.report import LOADS, machine, markdown, plots
 from devtools.bench.service import Service
 from devtools.images import fashion_pngs
 from devtools.redis_server import RedisServer
-from worker.settings import REPO_ROOT
+from ml.checkpoint import portable_path
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pngs, _labels = fashion_pngs(n, args.data_dir)
     report: dict[str, Any] = {"machine": machine(), "config": {
         "command": "python -m devtools.bench" + (" --quick" if args.quick else ""), "jobs": n,
-        "processes": args.processes, "max_batch_wait_ms": args.max_batch_wait_ms, "checkpoint": _relative(checkpoint),
+        "processes": args.processes, "max_batch_wait_ms": args.max_batch_wait_ms, "checkpoint": portable_path(checkpoint),
         "open_loop_seconds": seconds}}
     print("ceiling: the model alone in process ...", flush=True)
     from ml.preprocess import preprocess
@@ -147,14 +147,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print("\n" + md)
     print(f"wrote {args.out}/bench.json, bench.md, throughput.png, latency.png")
     return report
-
-
-def _relative(path: Path) -> str:
-    """Recorded figures name files relative to the repository, never by a path of one machine."""
-    try:
-        return str(Path(path).resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return Path(path).name
 
 
 if __name__ == "__main__":

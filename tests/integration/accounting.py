@@ -39,3 +39,11 @@ def account(name: str, client, job_ids: list[str], timeout: float = 90.0) -> dic
 
 def jobs_from(images, n: int, prefix: str) -> list[Job]:
     return [Job.from_bytes(images[i % len(images)][0], f"{prefix}-{i}", job_id=f"{prefix}-{i}") for i in range(n)]
+
+
+def flood(client, images, n: int, prefix: str, chunk_size: int) -> list[Job]:
+    """Submit `n` jobs and give the workers a moment, so that the fault a test causes next lands mid-run."""
+    jobs = jobs_from(images, n, prefix)
+    client.submit_jobs(jobs, chunk_size=chunk_size)
+    time.sleep(0.3)
+    return jobs

@@ -19,7 +19,7 @@ import pytest
 
 from devtools.local import Fleet
 from producer.errors import QueueFull
-from tests.integration.accounting import FAST, account, jobs_from
+from tests.integration.accounting import FAST, account, flood, jobs_from
 from wire.envelope import task_envelope
 from wire.errors import ErrorCode
 from wire.messages import Job, Status
@@ -30,9 +30,7 @@ def test_kill_9_one_of_two_workers_mid_run(fleet, test_images) -> None:
     b = fleet.worker("b", concurrency=1, **FAST)
     a.wait_ready(), b.wait_ready()
     client = fleet.client()
-    jobs = jobs_from(test_images, 3000, "k9")
-    client.submit_jobs(jobs, chunk_size=8)
-    time.sleep(0.3)
+    jobs = flood(client, test_images, 3000, "k9", chunk_size=8)
     a.signal(signal.SIGKILL)  # the whole node: consumer and pool process, holding prefetched messages
     row = account("kill -9 one of two workers", client, [j.job_id for j in jobs])
     assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == 3000, row
@@ -42,9 +40,7 @@ def test_kill_9_one_of_two_workers_mid_run(fleet, test_images) -> None:
 def test_kill_9_a_pool_process_mid_batch(fleet, test_images) -> None:
     w = fleet.worker("w", concurrency=2, **FAST).wait_ready()
     client = fleet.client()
-    jobs = jobs_from(test_images, 3000, "child")
-    client.submit_jobs(jobs, chunk_size=4)
-    time.sleep(0.3)
+    jobs = flood(client, test_images, 3000, "child", chunk_size=4)
     victim = w.pool_pids()[0]
     os.kill(victim, signal.SIGKILL)
     row = account("kill -9 a pool process mid-batch", client, [j.job_id for j in jobs])
@@ -73,9 +69,7 @@ def test_redis_restart_with_append_only_file(logs, test_images) -> None:
 def test_sigterm_lets_in_flight_batches_finish_and_requeues_the_rest(fleet, test_images) -> None:
     a = fleet.worker("a", concurrency=2, **FAST).wait_ready()
     client = fleet.client()
-    jobs = jobs_from(test_images, 3000, "term")
-    client.submit_jobs(jobs, chunk_size=8)
-    time.sleep(0.3)
+    jobs = flood(client, test_images, 3000, "term", chunk_size=8)
     a.signal(signal.SIGTERM)
     assert a.proc.wait(timeout=60) == 0  # a warm shutdown, not a crash
     fleet.worker("b", concurrency=2, **FAST).wait_ready()  # a replacement picks up what was left

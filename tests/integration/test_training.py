@@ -90,7 +90,7 @@ def test_dry_run_writes_every_artefact(tmp_path: Path, data_root: Path) -> None:
 
 
 def test_one_epoch_of_seed_reproduces_the_published_figure(tmp_path: Path, data_root: Path, capsys) -> None:
-    """The README's claim: one epoch of the seed model reaches at least 88.6% (chance is 10%)."""
+    """docs/model.md's claim: one epoch of the seed model reaches at least 88.6% (chance is 10%)."""
     train.main(["--arch", "seed", "--epochs", "1", "--data-dir", str(data_root), "--out", str(tmp_path), "--threads", "2"])
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["accuracy"] >= 0.886

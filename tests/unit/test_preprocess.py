@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from devtools.images import png_claiming
+from devtools.images import encode, png_claiming
 from ml import photos
 from ml.constants import CLASSES
 from ml.preprocess import DEFAULT_LIMITS, ImageError, Limits, open_image, preprocess
@@ -21,12 +21,6 @@ SEED_MODEL = REPO_ROOT / "models" / "seed" / "model.pt"
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
 
 
 def code_of(data, limits: Limits = DEFAULT_LIMITS) -> str:

@@ -11,7 +11,7 @@ images, and never imports torch.
 Why not `celery-batches`: it counts messages (not jobs), so bulk messages make
 batches of thousands of images; it flushes on a fixed timer rather than on the
 oldest job's wait; and when a pool process dies mid-batch it neither acks nor
-requeues the batch's messages. See the README.
+requeues the batch's messages. See docs/service.md.
 """
 
 from __future__ import annotations
