@@ -26,18 +26,20 @@ class LocalWorker:
     """One `celery -A worker worker` node in its own process group."""
 
     def __init__(self, redis_url: str, name: str, log_dir: Path, concurrency: int = 2, pool: str = "prefork",
-                 loglevel: str = "INFO", extra_args: tuple[str, ...] = (), app: str = "worker",
+                 loglevel: str = "INFO", extra_args: tuple[str, ...] = (), app: str = "worker", root: Path = ROOT,
                  **settings: Any) -> None:
+        """`root`: the checkout whose code the node runs (another revision: devtools.checkout)."""
         self.name = name
         self.node = f"{name}@{os.uname().nodename}"
         self.redis_url = redis_url
         self.log = log_dir / f"{name}.log"
-        env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
         env.update({f"TAGGER_{k.upper()}": str(v) for k, v in settings.items()})
         cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "-n", self.node, "-c", str(concurrency),
                "-P", pool, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel, *extra_args]
         self._log_file = self.log.open("ab")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
     def wait_ready(self, timeout: float = 90.0, require_model: bool = True) -> "LocalWorker":

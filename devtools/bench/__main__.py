@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--external-workers", action="store_true",
                    help="service workers already consume --redis-url (memory and stages are then not measured)")
     p.add_argument("--skip-baselines", action="store_true", help="only the ceiling and the service")
+    p.add_argument("--against", default=None, metavar="REV",
+                   help="also run the service's closed loop with workers from this git revision (e.g. main), "
+                        "alternating with this checkout's, for ratios measured side by side")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST root (default: $FASHION_MNIST_ROOT or data/)")
     args = p.parse_args(argv)
     n = args.jobs or (1000 if args.quick else 10_000)
@@ -131,10 +134,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         svc = Service(url, logs, args.processes, env, args.external_workers)
         stack.callback(svc.close)
         s: dict[str, Any] = {}
-        s["bulk"] = svc.closed_loop(pngs, bulk=True, label="bulk")
-        s["single"] = svc.closed_loop(pngs[: max(500, n // 2)], bulk=False, label="single")
+        singles = pngs[: max(500, n // 2)]
+        if args.against:
+            # the same closed loops with workers from another revision, on a queue of their own:
+            # this checkout, then rev, for bulk; rev, then this checkout, for single-image jobs
+            from devtools.checkout import export
+
+            folder = export(args.against, Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tagger-rev-"))))
+            print(f"the service at {args.against} ({folder.name}) ...", flush=True)
+            rev = Service(url, logs, args.processes, {**env, "queue": "tagger-rev"}, False, root=folder,
+                          name="bench-rev")
+            stack.callback(rev.close)
+            s["bulk"] = svc.closed_loop(pngs, bulk=True, label="bulk")
+            other = {"rev": args.against, "commit": folder.name, "bulk": rev.closed_loop(pngs, bulk=True, label="rbulk"),
+                     "single": rev.closed_loop(singles, bulk=False, label="rsingle")}
+            s["single"] = svc.closed_loop(singles, bulk=False, label="single")
+            for key in ("bulk", "single"):
+                other[f"{key}_ratio"] = round(s[key]["images_per_second"] / other[key]["images_per_second"], 3)
+            s["against"] = other
+        else:
+            s["bulk"] = svc.closed_loop(pngs, bulk=True, label="bulk")
+            s["single"] = svc.closed_loop(singles, bulk=False, label="single")
         if svc.worker is not None:
-            s["single_drain"] = svc.drain(pngs[: max(500, n // 2)], label="drain")
+            s["single_drain"] = svc.drain(singles, label="drain")
         peak = s["single"]["images_per_second"]
         print(f"the service: open loop at {', '.join(f'{x:.0%}' for x in LOADS)} of {peak:,.0f}/s ...", flush=True)
         s["open_loop"] = [svc.open_loop(pngs, frac * peak, seconds, label=f"open{int(frac * 100)}") for frac in LOADS]

@@ -43,6 +43,11 @@ def markdown(r: dict[str, Any]) -> str:
         f"{s['bulk']['images_per_second'] / ceil:.0%} of the ceiling")
     row("service, single-image jobs, end to end", s["single"]["images_per_second"], s["single"]["mean_batch_size"],
         "one message and one call per job")
+    if "against" in s:  # the same closed loops with workers from another revision, in the same run
+        o = s["against"]
+        for key, label in (("bulk", "bulk"), ("single", "single-image jobs")):
+            row(f"service at `{o['rev']}` ({o['commit']}), {label}, end to end", o[key]["images_per_second"],
+                o[key]["mean_batch_size"], f"this checkout / {o['rev']}: {o[f'{key}_ratio']:.3f}")
     if "single_drain" in s:  # not measured with --external-workers
         row("service, single-image jobs, draining", s["single_drain"]["images_per_second"],
             s["single_drain"]["mean_batch_size"])
