@@ -52,6 +52,11 @@ def test_every_documented_command_answers_help(command: tuple[str, ...]) -> None
     assert out.returncode == 0 and "usage:" in out.stdout, out.stderr[-2000:]
 
 
+# Written in two pieces, so that this file does not name them itself.
+MACHINE_PATHS = ("/wo" + "rk/", "../sha" + "red/data")
+ALLOWED = {"Makefile": MACHINE_PATHS[1]}  # the Makefile may look beside the checkout, where CI keeps the data
+
+
 def test_no_path_of_a_build_machine_in_tracked_files() -> None:
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.split()
     offenders = []
@@ -60,6 +65,5 @@ def test_no_path_of_a_build_machine_in_tracked_files() -> None:
         if path.suffix in {".pt", ".png", ".jpg", ".jpeg", ".webp"} or not path.is_file():
             continue
         text = path.read_text(errors="ignore")
-        if "/work/" in text or "../shared/data" in text and name != "Makefile":
-            offenders.append(name)
+        offenders += [(name, p) for p in MACHINE_PATHS if p in text and ALLOWED.get(name) != p]
     assert offenders == []

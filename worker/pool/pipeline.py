@@ -4,7 +4,8 @@ Per-job isolation: a job whose message, image or attempt count is bad gets its o
 `failed` result; the rest of the batch is tagged in one forward pass. Jobs that were
 delivered before without a result (their batch died) run one at a time, so a job
 that kills its process takes nothing else down with it and ends in the dead-letter
-stream after `max_attempts`.
+stream after `max_attempts`. Deliveries are counted only once Redis redelivers a
+message (kombu marks it), so a batch's first delivery costs no Redis call for them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import time
 from dataclasses import asdict
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 from ml.preprocess import Limits
 from wire.errors import DecodeError, ErrorCode
@@ -77,43 +78,44 @@ def run_batch(payload: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     clf = inference.get(ctx["checkpoint"], ctx["generation"], s.device, s.torch_threads)
     report.model = clf.info()
     fresh = [b for b, n in zip(bodies, deliveries) if n == 1]
-    # by id, not as delivered (requeueing reverses the order), then flipped with each delivery
-    suspects = sorted(((str(m.get("id")), b, n) for b, m, n in zip(bodies, metas, deliveries)
-                       if 1 < n <= s.max_attempts), key=lambda x: x[0])
-    for body, n in zip(bodies, deliveries):
-        if n > s.max_attempts:
+    suspects = [(str(m.get("id")), b, n) for b, m, n in zip(bodies, metas, deliveries) if 1 < n <= s.max_attempts]
+    for message_id, body, n in [(str(m.get("id")), b, n) for b, m, n in zip(bodies, metas, deliveries)
+                                if n > s.max_attempts]:
+        if pub.jobs_seen(job_ids_in(body)):  # it was parsed before: its jobs' own counts decide
+            suspects.append((message_id, body, n))
+        else:
             _give_up_message(pub, body, n - 1, report, worker)
     if fresh:
         _run_messages(pub, clf, fresh, report, worker)
-    # max: the poison's count rises with every delivery (the others' start over once they run)
+    # Every batch that died held the poison, so its count is the batch's highest and rises
+    # with each delivery: the order flips every time.
+    suspects.sort(key=lambda x: x[0])  # by id, not as delivered: requeueing reverses the order
     flip = bool(suspects) and max(n for *_, n in suspects) % 2 == 1
-    for message_id, body, _n in (reversed(suspects) if flip else suspects):
+    for _id, body, _n in (reversed(suspects) if flip else suspects):
         report.isolated_messages += 1
-        _run_messages(pub, clf, [body], report, worker, redelivered=[message_id])
+        _run_messages(pub, clf, [body], report, worker, redelivered=True)
     return asdict(report)
 
 
 def _give_up_message(pub: Publisher, body: bytes | str, deliveries: int, report: BatchReport,
                      worker: str | None) -> None:
-    """A message whose batch died `deliveries` times: dead-letter it unread, fail its jobs."""
-    reason = f"its batch died {deliveries} times without a result (message-level poison)"
-    ids = job_ids_in(body)
-    now = time.time()
-    stored = _publish(pub, [failure(j, "", ErrorCode.TOO_MANY_ATTEMPTS, f"gave up: {reason} (dead-lettered)", now,
-                                    1, worker, deliveries) for j in ids], report)
-    if ids and not any(stored):  # it ran before, beside the real poison: every job already has its result
-        return
+    """A message whose batch died `deliveries` times before it was ever parsed: dead-letter it
+    unread; the job ids in its raw bytes get their final result."""
+    reason = f"its batch died {deliveries} times before it could be read (message-level poison)"
     logger.error("dead-lettered a message: %s", reason)
     pub.dead_letter_message(body, reason, deliveries)
     report.dead_lettered_messages += 1
+    now = time.time()
+    _publish(pub, [failure(j, "", ErrorCode.TOO_MANY_ATTEMPTS, f"gave up: {reason} (dead-lettered)", now, 1, worker,
+                           deliveries) for j in job_ids_in(body)], report)
 
 
 def _run_messages(pub: Publisher, clf: inference.Classifier, bodies: list[bytes | str], report: BatchReport,
-                  worker: str | None, redelivered: Sequence[str] = ()) -> None:
-    """Parse, count job attempts, classify and publish the jobs of these messages.
+                  worker: str | None, redelivered: bool = False) -> None:
+    """Parse, classify and publish the jobs of these messages.
 
-    `redelivered`: ids of those messages that Redis delivered again; once their jobs are
-    counted, their message-level count starts over.
+    Only when Redis `redelivered` them are their jobs' deliveries counted: a first delivery
+    is implied, and costs no Redis call.
     """
     s = settings()
     started = time.time()
@@ -123,9 +125,12 @@ def _run_messages(pub: Publisher, clf: inference.Classifier, bodies: list[bytes 
     t = time.perf_counter()
     jobs, early = _parse_all(pub, bodies, worker, report)
     report.seconds["parse"] += time.perf_counter() - t
-    t = time.perf_counter()
-    counts = pub.count_attempts([j.job_id for j in jobs], redelivered)
-    report.seconds["attempts"] += time.perf_counter() - t
+    if redelivered:  # deliveries of each job, and whether it has its final result already
+        t = time.perf_counter()
+        counts = pub.count_attempts([j.job_id for j in jobs])
+        report.seconds["attempts"] += time.perf_counter() - t
+    else:  # a first delivery: nothing to count, and the common path pays no round trip for it
+        counts = [(1, False)] * len(jobs)
     attempts = {j.job_id: n for j, (n, _) in zip(jobs, counts)}
     report.jobs += len(jobs) + len(early)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import redis
 
@@ -45,23 +45,25 @@ class Publisher:
             raise LookupError(f"batch {key} is gone from Redis")
         return list(bodies)
 
-    def count_attempts(self, job_ids: list[str], parsed_messages: Sequence[str] = ()) -> list[tuple[int, bool]]:
-        """(deliveries so far including this one, whether a final result exists) per job.
+    def count_attempts(self, job_ids: list[str]) -> list[tuple[int, bool]]:
+        """(deliveries so far including this one, whether a final result exists) per job of a
+        redelivered message (its first delivery was not counted: it is added here).
 
-        Redis keeps no delivery counter, so the worker keeps one per job id. From here on a
-        job's attempts count, so the redelivery counts of `parsed_messages` are reset: a
-        message is message-level poison only if it dies before its jobs are counted.
+        Redis keeps no delivery counter, so the worker keeps one per job id.
         """
-        if not job_ids and not parsed_messages:
+        if not job_ids:
             return []
-        keys = ([attempts_key(j) for j in job_ids] + [result_key(j) for j in job_ids]
-                + [message_attempts_key(m) for m in parsed_messages])
-        replies = self._count(keys=keys, args=[self.settings.result_ttl_s, len(job_ids)])
-        return [(int(replies[i]), bool(replies[i + 1])) for i in range(0, len(replies), 2)]
+        keys = [attempts_key(j) for j in job_ids] + [result_key(j) for j in job_ids]
+        replies = self._count(keys=keys, args=[self.settings.result_ttl_s])
+        return [(1 + int(replies[i]), bool(replies[i + 1])) for i in range(0, len(replies), 2)]
+
+    def jobs_seen(self, job_ids: list[str]) -> bool:
+        """Whether any of these jobs was counted or has a result: its message was parsed before."""
+        keys = [attempts_key(j) for j in job_ids] + [result_key(j) for j in job_ids]
+        return bool(keys) and int(self.redis.exists(*keys)) > 0
 
     def count_redeliveries(self, message_ids: list[str]) -> list[int]:
-        """Per message Redis delivered again (kombu marks them), its redeliveries since its jobs
-        were last counted (`count_attempts` resets them).
+        """Per message Redis delivered again (kombu marks them), how many times so far.
 
         Only redelivered messages are counted, so the common path costs nothing: a
         message's first delivery is implied.
