@@ -4,7 +4,8 @@
 
 Writes two image folders in torchvision's ImageFolder layout, each photo a JPEG from ml.photos:
 OUT/train/<group>/*.jpg with OUT/train/taxonomy.json, and OUT/eval/<group>/*.jpg, other items
-of the same groups held out for `python -m ml.evaluate --image-folder`. The groups are coarser
+of the same groups held out for `python -m ml.evaluate --image-folder`. The held-out items are
+the same whatever --per-class, and a smaller train/ is part of a larger one (same --seed). The groups are coarser
 than Fashion-MNIST's classes (tops = T-shirt/top + Pullover + Shirt, footwear = Sandal + Sneaker +
 Ankle boot, ...), with a taxonomy of their own. Test images only: the shipped models never
 trained on them, so fine-tuning from one is not shown items it has seen.
@@ -66,11 +67,12 @@ def write_folder(out: Path, images: np.ndarray, labels: np.ndarray, per_class: i
 
 def write_catalogue(out: Path, images: np.ndarray, labels: np.ndarray, per_class: int, eval_per_class: int,
                     seed: int = 0, groups: tuple[str, ...] = tuple(GROUPS)) -> tuple[Path, Path]:
-    """(OUT/train with its taxonomy.json, OUT/eval): disjoint items of the same groups."""
+    """(OUT/train with its taxonomy.json, OUT/eval): disjoint items of the same groups, the held-out
+    ones first, so that they do not change with `per_class`."""
     train, held_out = out / "train", out / "eval"
-    write_folder(train, images, labels, per_class, 0, seed, groups)
+    write_folder(held_out, images, labels, eval_per_class, 0, seed, groups)
+    write_folder(train, images, labels, per_class, eval_per_class, seed, groups)
     (train / "taxonomy.json").write_text(json.dumps({g: TAXONOMY[g] for g in groups}, indent=2) + "\n")
-    write_folder(held_out, images, labels, eval_per_class, per_class, seed, groups)
     return train, held_out
 
 
