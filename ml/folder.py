@@ -90,7 +90,8 @@ def add_arguments(p: argparse.ArgumentParser, training: bool) -> None:
                        help="seed of the validation split (apart from --seed: the split stays while runs vary)")
     g.add_argument("--skip-unreadable", action="store_true",
                    help="skip photos preprocess rejects (they are listed either way); default: stop")
-    g.add_argument("--cache-dir", default=None, help="where preprocessed folders are cached (default: see above)")
+    g.add_argument("--cache-dir", default=None, help="where preprocessed folders are cached (default: "
+                   "$XDG_CACHE_HOME or ~/.cache, then fashion-tagger/image-folders/)")
 
 
 def default_cache_dir() -> Path:

@@ -95,12 +95,13 @@ def test_train_on_a_catalogue_from_scratch_and_fine_tuned_then_serve_it(shop, tm
 
     # served by a real worker: TAGGER_CHECKPOINT, then `control reload_model` to the fine-tuned one
     with Fleet(logs) as fleet:
-        w = fleet.worker("catalogue", concurrency=1, checkpoint=str(tmp_path / "scratch" / "model.pt")).wait_ready()
+        w = fleet.worker("catalogue", concurrency=1, models_dir=tmp_path,
+                         checkpoint=tmp_path / "scratch" / "model.pt").wait_ready()
         client = fleet.client()
         for name in ("scratch", "tuned"):
             ck = checkpoint.load(tmp_path / name / "model.pt")
             if name == "tuned":
-                assert "ok" in w.control("reload_model", checkpoint=str(tmp_path / name / "model.pt"))
+                assert "ok" in w.control("reload_model", checkpoint=f"{name}/model.pt")  # under the models dir
                 deadline = time.monotonic() + 60
                 while w.control("model").get("model_version") != ck.version and time.monotonic() < deadline:
                     time.sleep(0.2)
