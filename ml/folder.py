@@ -79,19 +79,19 @@ def add_arguments(p: argparse.ArgumentParser, training: bool) -> None:
     """The image-folder flags of ml.train (training=True) and ml.evaluate."""
     g = p.add_argument_group("image folder: DIR/<class name>/*.jpg|png|webp, your own classes (docs/catalogue.md)")
     g.add_argument("--image-folder", default=None, metavar="DIR",
-                   help="train/evaluate on this folder instead of Fashion-MNIST" if training else
+                   help="train on this folder instead of Fashion-MNIST" if training else
                    "evaluate on every photo of this folder (its class names must be the checkpoint's)")
     if training:
         g.add_argument("--taxonomy", default=None, metavar="FILE",
-                       help=f"class -> category, department (default: DIR/{TAXONOMY_FILE} when it exists)")
+                       help=f"class -> category, department; unset: DIR/{TAXONOMY_FILE} when there is one")
         g.add_argument("--val-fraction", type=float, default=VAL_FRACTION,
                        help="share of each class held out for validation (stratified)")
         g.add_argument("--split-seed", type=int, default=0,
                        help="seed of the validation split (apart from --seed: the split stays while runs vary)")
     g.add_argument("--skip-unreadable", action="store_true",
-                   help="skip photos preprocess rejects (they are listed either way); default: stop")
-    g.add_argument("--cache-dir", default=None, help="where preprocessed folders are cached (default: "
-                   "$XDG_CACHE_HOME or ~/.cache, then fashion-tagger/image-folders/)")
+                   help="skip the photos preprocess rejects instead of stopping (they are listed either way)")
+    g.add_argument("--cache-dir", default=None, help="where preprocessed folders are cached; unset: "
+                   "$XDG_CACHE_HOME or ~/.cache, then fashion-tagger/image-folders/")
 
 
 def default_cache_dir() -> Path:
