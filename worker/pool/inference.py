@@ -11,10 +11,11 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
+from ml.taxonomy import TAXONOMY, Taxonomy
 from worker.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class Classifier:
         self.mean = self.checkpoint.mean
         self.std = self.checkpoint.std
         self.review_threshold = review_threshold if review_threshold is not None else chosen_threshold(path)
+        # a model of its own classes carries their taxonomy; Fashion-MNIST's classes use the built-in one
+        self.taxonomy: Mapping[str, Taxonomy] = self.checkpoint.taxonomy or TAXONOMY
         self._info = self._describe()
 
     @property
@@ -67,6 +70,7 @@ class Classifier:
             "checkpoint": str(Path(ck.path or "").resolve()),
             "test_accuracy": ck.metrics.get("accuracy"),
             "classes": list(ck.classes),
+            "taxonomy": "checkpoint" if ck.taxonomy else "built-in",
             "device": self.device,
             "params": ck.params,
             "review_threshold": self.review_threshold,
@@ -75,14 +79,14 @@ class Classifier:
         }
 
     def predict(self, images: np.ndarray, k: int = 3) -> Prediction:
-        """uint8 N x 28 x 28 -> top-k classes and probabilities, in one forward pass."""
+        """uint8 N x 28 x 28 -> top-k classes and probabilities, in one forward pass (k at most the classes)."""
         torch = _torch()
         from ml.data import normalize
 
         with torch.inference_mode():
             x = normalize(torch.from_numpy(images).to(self.device), self.mean, self.std)
             probs = self.model(x).softmax(dim=1)
-            scores, ids = probs.topk(k, dim=1)
+            scores, ids = probs.topk(min(k, probs.shape[1]), dim=1)
         return Prediction(ids.cpu().numpy(), scores.cpu().numpy())
 
 
