@@ -217,54 +217,61 @@ class ColourResult:
 NO_COLOUR = ColourResult(())
 
 
+def _row(rgb) -> int:
+    """Lookup-table row of one colour (0-255 floats)."""
+    r, g, b = (min(255, max(0, int(c))) >> (8 - _BITS) for c in rgb)
+    return (r << (2 * _BITS)) | (g << _BITS) | b
+
+
 def dominant_colours(gray: np.ndarray, rgb: np.ndarray | None, geometry: Geometry, scale: int = 1) -> ColourResult:
     """Up to MAX_COLOURS colours of the item in `rgb`, background excluded with `gray`'s geometry.
 
     `gray` is the working grey image preprocessing trimmed (H x W uint8); `rgb` the colour pixels
-    in the same orientation, at the same scale (H x W x 3 uint8) or at 1/`scale` of it (one
-    pixel per `scale` x `scale` block), or None for a greyscale source. About 20 numpy calls on
-    at most MAX_SAMPLES pixels (and a slower path, about 35, for an item of several colours).
+    in the same orientation, at the same scale (H x W x 3 uint8) or at 1/`scale` of it (the
+    pixel at the centre of each `scale` x `scale` block), or None for a greyscale source. About
+    25 numpy calls on at most MAX_SAMPLES pixels (about 40 for an item of several colours).
     """
     if rgb is None:
         return NO_COLOUR
-    h, w = min(-(-gray.shape[0] // scale), rgb.shape[0]), min(-(-gray.shape[1] // scale), rgb.shape[1])
+    h, w = min(gray.shape[0] // scale, rgb.shape[0]), min(gray.shape[1] // scale, rgb.shape[1])
     left, top, right, bottom = geometry.box
-    left, top, right, bottom = left // scale, top // scale, -(-right // scale), -(-bottom // scale)
-    right, bottom = min(right, w), min(bottom, h)
+    left, top, right, bottom = left // scale, top // scale, min(w, -(-right // scale)), min(h, -(-bottom // scale))
     if right - left < 1 or bottom - top < 1:
         return NO_COLOUR
+    bg_level, peak, c = geometry.background, float(geometry.peak), scale // 2
+    # counted: at least FULL_STRENGTH of the item's full strength, and beyond preprocessing's
+    # tolerance (its background mask): the background never counts
+    threshold = max(FULL_STRENGTH * peak, geometry.tolerance + 0.5)
     step = max(1, int(np.ceil(np.sqrt((right - left) * (bottom - top) / MAX_SAMPLES))))
-    bg = _corner_colour(rgb[:h, :w])
-    luma = -_LUMA if geometry.darker else _LUMA
     while True:
-        pixels = rgb[top:bottom:step, left:right:step].reshape(-1, 3).astype(np.float32)
-        # strength: the luma distance from the background (linear in the mix), on the item's side
-        strength = pixels @ luma - float(bg @ luma)
-        peak = float(geometry.peak) or float(strength.max())
-        # counted: at least FULL_STRENGTH of the item's full strength, and beyond preprocessing's
-        # tolerance (its background mask): the background never counts
-        counted = strength >= max(FULL_STRENGTH * peak, geometry.tolerance + 0.5)
-        n = int(counted.sum())
+        g = gray[top * scale + c : bottom * scale : step * scale, left * scale + c : right * scale : step * scale]
+        box = rgb[top:bottom:step, left:right:step][: g.shape[0], : g.shape[1]]
+        g = g[: box.shape[0], : box.shape[1]]
+        counted = g <= bg_level - threshold if geometry.darker else g >= bg_level + threshold
+        n = int(np.count_nonzero(counted))
         if n >= 3 or step == 1:  # a thin item may need every pixel
             break
         step = 1
     if n < 3:
         return NO_COLOUR
-    pixels = pixels[counted]
+    pixels = box[counted].astype(np.float32)
+    # strength v: the grey (luma) distance from the background, linear in the mix, over the peak
+    strength = g[counted].astype(np.float32) - bg_level
+    bg = _corner_colour(rgb[:h, :w])
     if not (pixels @ _CHROMA).any() and bg[0] == bg[1] == bg[2]:
         return NO_COLOUR  # a grey picture: the item and the background exactly grey
     # un-mix: the colour each counted pixel would have at full strength is bg + (pixel - bg) / v
-    unmixed = (pixels - bg) * np.maximum(peak / strength[counted], 1)[:, None]
+    unmixed = (pixels - bg) * np.maximum(np.abs(peak / strength), 1)[:, None]
     ones = np.full(n, 1 / n, dtype=np.float32)
     mean = ones @ unmixed
     spread = float((ones @ (unmixed * unmixed)).sum() - mean @ mean)
     lab_table, name_table, square_table = _tables()
     if spread <= SPREAD * SPREAD:  # one colour: the mean of the un-mixed pixels is the item's
-        colour = np.minimum(np.maximum(mean + bg, 0), 255)
-        idx = _index(np.stack([colour, bg]))
-        top_lab, bg_lab = lab_table[idx]
-        low = float(((top_lab - bg_lab) ** 2).sum()) < LOW_CONTRAST ** 2
-        return ColourResult((Colour(NAMES[int(name_table[idx[0]])], rgb_to_hex(colour), 1.0),), low)
+        colour = (mean + bg).tolist()
+        top_row, bg_row = _row(colour), _row(bg.tolist())
+        low = float(((lab_table[top_row] - lab_table[bg_row]) ** 2).sum()) < LOW_CONTRAST ** 2
+        hexed = rgb_to_hex([min(255.0, max(0.0, v)) for v in colour])
+        return ColourResult((Colour(NAMES[int(name_table[top_row])], hexed, 1.0),), low)
     full = np.minimum(np.maximum(unmixed + bg, 0), 255)
     total = n
     idx = _index(full)

@@ -43,7 +43,8 @@ except ImportError:  # pragma: no cover
 
 
 def jpeg(img: Image.Image, data: bytes, scale: int, colour: bool) -> np.ndarray | None:
-    """A JPEG at 1/scale: H x W grey, or H x W x 3 RGB when `colour` (and the JPEG has colour)."""
+    """A JPEG at 1/scale: H x W grey, or H x W x 4 RGBX when `colour` (and the JPEG has colour):
+    4 bytes a pixel, as Pillow keeps RGB, so that Pillow can use it without a copy."""
     if simplejpeg is None or img.mode not in ("L", "RGB"):
         return None
     w, h = img.size
@@ -51,7 +52,7 @@ def jpeg(img: Image.Image, data: bytes, scale: int, colour: bool) -> np.ndarray 
     hh, hw, space, _ = simplejpeg.decode_jpeg_header(data)
     if (hw, hh) != (w, h):
         raise ValueError(f"simplejpeg reads {hw}x{hh}, Pillow {w}x{h}")
-    space = "RGB" if colour and img.mode == "RGB" and space != "Gray" else "GRAY"
+    space = "RGBX" if colour and img.mode == "RGB" and space != "Gray" else "GRAY"
     out = simplejpeg.decode_jpeg(data, space, min_height=oh, min_width=ow, strict=True)
     if out.shape[:2] != (oh, ow):
         raise ValueError(f"simplejpeg decoded {out.shape}, expected {oh}x{ow}")

@@ -404,8 +404,9 @@ def _fast_work(img: Image.Image, data: bytes, colour: bool) -> _Work | None:
         arr = fast.jpeg(img, data, _jpeg_scale(img.size), colour)
         if arr is None:
             return None
-        if arr.ndim == 3:
-            rgb, gray = arr, Image.fromarray(arr, "RGB").convert("L")
+        if arr.ndim == 3:  # RGBX
+            rgb = arr[:, :, :3]
+            gray = Image.frombuffer("RGBX", (arr.shape[1], arr.shape[0]), arr, "raw", "RGBX", 0, 1).convert("L")
         else:
             rgb, gray = None, Image.fromarray(arr, "L")
         return _upright(gray, rgb, orientation(img), _factor(gray.size))
