@@ -103,12 +103,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--subset", type=int, default=None, help="--photos: only this many test images (default: all)")
     p.add_argument("--val-subset", type=int, default=None, help="--photos: only this many validation images")
     p.add_argument("--seed", type=int, default=0, help="--photos: rendering seed")
+    p.add_argument("--path", choices=["fast", "pillow", "colours"], default="fast",
+                   help="--photos: preprocess with the fastest decoder per format (the service's), with "
+                        "Pillow only (the path before ml.decode), or as preprocess_with_colours does")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.photos:
         from ml import photos
 
-        return photos.run(args.checkpoint, args.data_dir, args.out, args.subset, args.val_subset, args.seed)
+        return photos.run(args.checkpoint, args.data_dir, args.out, args.subset, args.val_subset, args.seed,
+                          path=args.path)
 
     ck = ckpt_io.load(args.checkpoint)
     test = data_mod.load_split(data_mod.resolve_root(args.data_dir), train=False)

@@ -13,8 +13,13 @@ The review threshold (tags under it get needs_review) is the lowest one, on a 0.
 unflagged tags are >= 97% correct on the photo-like validation images; it is then reported on
 the test images, photo-like and clean.
 
+The renders also know the item's colour (`render_image_with_colour`: the colour painted where
+the item's intensity is 255), so `colour_accuracy` measures `preprocess_with_colours`: the top
+colour is right when it is the palette name nearest (ml.colour) to the painted colour.
+
     python -m ml.evaluate --checkpoint models/seed/model.pt --photos
     python -m ml.photos --examples docs/preprocess_examples.png   # the README's before/after
+    python -m ml.photos --colours 2000                            # top-colour accuracy, cost
 """
 
 from __future__ import annotations
@@ -81,6 +86,13 @@ def render_image(image: np.ndarray, rng: np.random.Generator, style: PhotoStyle 
 
     `background="dark"` puts the same item, same colour, on a near-black background instead.
     """
+    return render_image_with_colour(image, rng, style, background)[0]
+
+
+def render_image_with_colour(image: np.ndarray, rng: np.random.Generator, style: PhotoStyle = DEFAULT_STYLE,
+                             background: str = "light") -> tuple[Image.Image, tuple[int, int, int]]:
+    """`render_image` and the colour it paints the item in (where the item's intensity is 255):
+    the same draws from `rng`, so the same image."""
     w, h = (int(v) for v in rng.integers(style.min_side, style.max_side + 1, 2))
     side = max(8, round(rng.uniform(style.min_scale, style.max_scale) * min(w, h)))
     x, y = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
@@ -101,7 +113,7 @@ def render_image(image: np.ndarray, rng: np.random.Generator, style: PhotoStyle 
         tile = _noise_tile(style.max_side, style.noise_sigma)
         nx, ny = int(rng.integers(0, tile.width - w + 1)), int(rng.integers(0, tile.height - h + 1))
         canvas = ImageChops.add(canvas, tile.crop((nx, ny, nx + w, ny + h)), 1.0, -128)
-    return canvas
+    return canvas, (int(colour[0]), int(colour[1]), int(colour[2]))
 
 
 @lru_cache(maxsize=2)
@@ -114,10 +126,16 @@ def _noise_tile(side: int, sigma: float) -> Image.Image:
 def render_jpeg(image: np.ndarray, rng: np.random.Generator, style: PhotoStyle = DEFAULT_STYLE,
                 background: str = "light") -> bytes:
     """`render_image` saved as JPEG bytes at a random quality."""
-    photo = render_image(image, rng, style, background)
+    return render_jpeg_with_colour(image, rng, style, background)[0]
+
+
+def render_jpeg_with_colour(image: np.ndarray, rng: np.random.Generator, style: PhotoStyle = DEFAULT_STYLE,
+                            background: str = "light") -> tuple[bytes, tuple[int, int, int]]:
+    """`render_jpeg` and the item's painted colour."""
+    photo, colour = render_image_with_colour(image, rng, style, background)
     buf = io.BytesIO()
     photo.save(buf, "JPEG", quality=int(rng.integers(style.min_quality, style.max_quality + 1)))
-    return buf.getvalue()
+    return buf.getvalue(), colour
 
 
 def render_split(images: np.ndarray, split: str, seed: int = 0, indices: Sequence[int] | None = None,
@@ -127,22 +145,80 @@ def render_split(images: np.ndarray, split: str, seed: int = 0, indices: Sequenc
     return [render_jpeg(images[i], _rng(seed, split, int(i)), style) for i in idx]
 
 
-def preprocess_all(blobs: Sequence[bytes]) -> tuple[np.ndarray, dict[int, str], float]:
+PREPROCESS_PATHS = {
+    "fast": lambda blob: pre.preprocess(blob),  # the fastest decoder per format (the service's)
+    "pillow": lambda blob: pre.preprocess_pillow(blob),  # Pillow's decoders only (before ml.decode)
+    "colours": lambda blob: pre.preprocess_with_colours(blob).image,
+}
+
+
+def preprocess_all(blobs: Sequence[bytes], path: str = "fast") -> tuple[np.ndarray, dict[int, str], float]:
     """Bytes -> (uint8 N x 28 x 28, {index: ImageError code}, seconds spent in preprocess only).
 
     An image that fails keeps an all-black slot; callers count it as a wrong, flagged tag.
+    `path` picks the preprocessing (PREPROCESS_PATHS).
     """
+    fn = PREPROCESS_PATHS[path]
     out = np.zeros((len(blobs), 28, 28), dtype=np.uint8)
     errors: dict[int, str] = {}
     spent = 0.0
     for i, blob in enumerate(blobs):
         t0 = time.perf_counter()
         try:
-            out[i] = pre.preprocess(blob)
+            out[i] = fn(blob)
         except pre.ImageError as exc:
             errors[i] = exc.code
         spent += time.perf_counter() - t0
     return out, errors, spent
+
+
+def colour_accuracy(images: np.ndarray, split: str = "val", seed: int = 0, indices: Sequence[int] | None = None,
+                    style: PhotoStyle = DEFAULT_STYLE) -> dict[str, Any]:
+    """Top-colour accuracy of `preprocess_with_colours` on photo-like JPEG renders of `images[i]`.
+
+    Right: the top colour's name is the palette name nearest to the painted colour. Also the
+    confusions (painted name -> reported name), the images given no colour, and the CPU time of
+    `preprocess_with_colours` against `preprocess` on the same bytes (interleaved, best of 3).
+    """
+    from ml.colour import nearest_name
+
+    idx = range(len(images)) if indices is None else indices
+    rendered = [render_jpeg_with_colour(images[i], _rng(seed, split, int(i)), style) for i in idx]
+    results, errors = [], 0
+    for blob, _ in rendered:
+        try:
+            results.append(pre.preprocess_with_colours(blob))
+        except pre.ImageError:
+            results.append(None)
+            errors += 1
+    truth = [nearest_name(colour) for _, colour in rendered]
+    got = [r.colours[0].name if r is not None and r.colours else None for r in results]
+    confusions: dict[str, int] = {}
+    for want, name in zip(truth, got):
+        if want != name:
+            key = f"{want} -> {name}"
+            confusions[key] = confusions.get(key, 0) + 1
+    blobs = [b for b, _ in rendered]
+    spent = {"preprocess": float("inf"), "preprocess_with_colours": float("inf")}
+    for _ in range(3):
+        for name, fn in (("preprocess", pre.preprocess), ("preprocess_with_colours", pre.preprocess_with_colours)):
+            t0 = time.thread_time()
+            for b in blobs:
+                try:
+                    fn(b)
+                except pre.ImageError:
+                    pass
+            spent[name] = min(spent[name], time.thread_time() - t0)
+    n = len(blobs)
+    return {
+        "images": n, "split": split, "seed": seed,
+        "top_colour_right": sum(w == g for w, g in zip(truth, got)) / n,
+        "no_colour": sum(g is None for g in got), "errors": errors,
+        "confusions": dict(sorted(confusions.items(), key=lambda kv: -kv[1])),
+        "painted_names": {k: truth.count(k) for k in sorted(set(truth))},
+        "ms_per_image": {k: 1000 * v / n for k, v in spent.items()},
+        "colour_cost_share": spent["preprocess_with_colours"] / spent["preprocess"] - 1,
+    }
 
 
 def review_figures(correct: np.ndarray, conf: np.ndarray, threshold: float) -> dict[str, float]:
@@ -174,7 +250,7 @@ def _subset(n: int, subset: int | None, seed: int) -> np.ndarray:
 
 def evaluate(model: Any, dataset: Any, classes: Sequence[str], seed: int = 0, subset: int | None = None,
              val_subset: int | None = None, target: float = TARGET_PRECISION,
-             threshold: float | None = None) -> dict[str, Any]:
+             threshold: float | None = None, path: str = "fast") -> dict[str, Any]:
     """Clean vs photo-like accuracy on the test split; review threshold chosen on photo-like validation.
 
     `dataset` needs `.val` and `.test` splits of uint8 images and labels (ml.data.Dataset).
@@ -190,7 +266,7 @@ def evaluate(model: Any, dataset: Any, classes: Sequence[str], seed: int = 0, su
         t0 = time.perf_counter()
         blobs = render_split(split.images.numpy(), split_name, seed, indices=idx)
         render_s = time.perf_counter() - t0
-        photos, errors, pre_s = preprocess_all(blobs)
+        photos, errors, pre_s = preprocess_all(blobs, path)
         clean_pred, clean_conf = predict(model, images)
         photo_pred, photo_conf = predict(model, torch.from_numpy(photos))
         for i in errors:
@@ -210,7 +286,7 @@ def evaluate(model: Any, dataset: Any, classes: Sequence[str], seed: int = 0, su
     test = run("test", dataset.test, subset)
     labels = test["labels"]
     out: dict[str, Any] = {"seed": seed, "style": asdict(DEFAULT_STYLE), "test_images": len(labels),
-                           "val_images": len(val["labels"])}
+                           "val_images": len(val["labels"]), "preprocess_path": path}
     for name in ("clean", "photo"):
         pred, conf = test[name]
         m = compute_metrics(pred, labels, classes)
@@ -236,7 +312,8 @@ def evaluate(model: Any, dataset: Any, classes: Sequence[str], seed: int = 0, su
 def format_report(m: dict[str, Any]) -> str:
     r = m["review"]
     lines = [
-        f"Photo-like evaluation ({m['test_images']:,} test images, seed {m['seed']})",
+        f"Photo-like evaluation ({m['test_images']:,} test images, seed {m['seed']}, "
+        f"preprocess path: {m.get('preprocess_path', 'fast')})",
         f"  clean test accuracy       {100 * m['clean']['accuracy']:.2f}%",
         f"  photo-like test accuracy  {100 * m['photo']['accuracy']:.2f}%  (gap {m['accuracy_gap_points']:.2f} points)",
         f"  review threshold {r['threshold']:.2f} (lowest with unflagged precision >= "
@@ -253,7 +330,8 @@ def format_report(m: dict[str, Any]) -> str:
 
 
 def run(checkpoint: str, data_dir: str | None = None, out: str | None = None, subset: int | None = None,
-        val_subset: int | None = None, seed: int = 0, threshold: float | None = None) -> dict[str, Any]:
+        val_subset: int | None = None, seed: int = 0, threshold: float | None = None,
+        path: str = "fast") -> dict[str, Any]:
     """`python -m ml.evaluate --photos`: evaluate, print, write photo_metrics.json; return the figures."""
     from ml import checkpoint as ckpt_io
     from ml import data as data_mod
@@ -262,7 +340,7 @@ def run(checkpoint: str, data_dir: str | None = None, out: str | None = None, su
     dataset = data_mod.load(data_dir)
     t0 = time.perf_counter()
     metrics = evaluate(ck.model, dataset, ck.classes, seed=seed, subset=subset, val_subset=val_subset,
-                       threshold=threshold)
+                       threshold=threshold, path=path)
     metrics = {"checkpoint": str(checkpoint), "arch": ck.arch, "model_version": ck.version,
                "seconds": round(time.perf_counter() - t0, 1), **metrics}
     folder = Path(out) if out else Path(checkpoint).parent
@@ -325,13 +403,30 @@ def examples_figure(images: np.ndarray, labels: Sequence[int], classes: Sequence
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--examples", required=True, help="write the before/after picture to this PNG")
+    p.add_argument("--examples", default=None, help="write the before/after picture to this PNG")
+    p.add_argument("--colours", type=int, default=None, metavar="N",
+                   help="top-colour accuracy on N photo-like validation renders (and its cost)")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST root (default: $FASHION_MNIST_ROOT or data/)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     from ml import data as data_mod
     from ml.constants import CLASSES
 
+    if args.examples is None and args.colours is None:
+        p.error("give --examples PATH and/or --colours N")
+    if args.colours is not None:
+        ds = data_mod.load(args.data_dir, download=False)
+        images = ds.val.images.numpy()
+        m = colour_accuracy(images, "val", args.seed, _subset(len(images), args.colours, args.seed))
+        print(f"Top colour on {m['images']:,} photo-like validation renders (seed {m['seed']}): "
+              f"{100 * m['top_colour_right']:.1f}% right, {m['no_colour']} without a colour")
+        print("  most frequent confusions (painted -> reported):",
+              ", ".join(f"{k} {v}" for k, v in list(m["confusions"].items())[:8]) or "none")
+        ms = m["ms_per_image"]
+        print(f"  CPU per image: preprocess {ms['preprocess']:.3f} ms, with colours "
+              f"{ms['preprocess_with_colours']:.3f} ms (+{100 * m['colour_cost_share']:.0f}%)")
+        if args.examples is None:
+            return
     test = data_mod.load_split(data_mod.resolve_root(args.data_dir), train=False, download=False)
     # the first test image of each of seven classes
     picks, seen = [], set()
