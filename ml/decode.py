@@ -14,6 +14,8 @@ docs/decoders.md and `python -m ml.preprocess_bench`):
   after the pixel data (where Pillow would have to decode to find the orientation) go to Pillow.
 - WebP (still, lossy or lossless): libwebp's `WebPDecode` through the `webp` package's bindings,
   in full; its `WebPGetFeatures` header must agree with Pillow's. Animated WebP goes to Pillow.
+  A WebP's size is read from its first chunk (`webp_size`) before Pillow opens it at all:
+  Pillow's WebP open allocates the canvas.
 
 Each function returns None when the image is not of its kind, and raises (anything) when the
 decoder fails: the caller then decodes with Pillow. So every error code stays Pillow's.
@@ -94,6 +96,27 @@ def png(img: Image.Image, data: bytes) -> np.ndarray | None:
     if out.shape != want or out.dtype != np.uint8:
         raise ValueError(f"pyspng decoded {out.shape} {out.dtype}, expected {want} uint8")
     return out
+
+
+def webp_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a WebP's first chunk header (VP8, VP8L or VP8X); None if not a WebP.
+
+    Read before Pillow opens the file: Pillow's WebP open creates libwebp's animation decoder,
+    which allocates the whole canvas (w x h x 4 bytes, twice) before a pixel limit can refuse it.
+    """
+    head = bytes(data[:30])
+    if len(head) < 30 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return None
+    kind = head[12:16]
+    if kind == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":  # key frame start code
+        w, h = struct.unpack_from("<HH", head, 26)
+        return w & 0x3FFF, h & 0x3FFF
+    if kind == b"VP8L" and head[20] == 0x2F:
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if kind == b"VP8X":
+        return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+    return None
 
 
 def webp(img: Image.Image, data: bytes) -> np.ndarray | None:

@@ -157,6 +157,10 @@ def _open_header(data: bytes, limits: Limits) -> Image.Image:
         raise ImageError("empty_image", "the image payload is empty")
     if len(data) > limits.max_bytes:
         raise ImageError("image_too_large", f"image is {len(data):,} bytes; the limit is {limits.max_bytes:,}")
+    size = fast.webp_size(data)  # before Pillow's open, which allocates a WebP's canvas
+    if size is not None and "WEBP" in limits.formats and size[0] * size[1] > limits.pixel_limit("WEBP"):
+        raise ImageError("too_many_pixels", f"image is {size[0]}x{size[1]} = {size[0] * size[1]:,} pixels; "
+                                            f"the limit for WEBP is {limits.pixel_limit('WEBP'):,}")
     try:
         img = Image.open(io.BytesIO(data), formats=_formats(limits.formats))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
