@@ -80,8 +80,9 @@ def png_metadata_after_pixels(data: bytes) -> bool:
     return False
 
 
-def png(img: Image.Image, data: bytes) -> np.ndarray | None:
-    """An 8-bit grey, RGB, RGBA or palette (no tRNS) PNG in full: H x W, H x W x 3 or H x W x 4."""
+def png(img: Image.Image, data: bytes) -> tuple[np.ndarray, str] | None:
+    """An 8-bit grey, RGB, RGBA or palette (no tRNS) PNG in full: (H x W, "L"), or (H x W x 4,
+    "RGBA" or "RGBX"): 4 bytes a pixel, as Pillow keeps colour, so that Pillow maps it uncopied."""
     if pyspng is None or len(data) < 29:
         return None
     depth, colour_type = data[24], data[25]
@@ -90,12 +91,12 @@ def png(img: Image.Image, data: bytes) -> np.ndarray | None:
     if png_metadata_after_pixels(data):
         return None
     w, h = img.size
-    out = pyspng.load(bytes(data))
-    channels = {0: 1, 2: 3, 3: 3, 6: 4}[colour_type]
-    want = (h, w) if channels == 1 else (h, w, channels)
+    mode = {0: "L", 2: "RGBX", 3: "RGBX", 6: "RGBA"}[colour_type]
+    out = pyspng.load(bytes(data), "L" if mode == "L" else "RGBA")  # RGB and palette: alpha 255
+    want = (h, w) if mode == "L" else (h, w, 4)
     if out.shape != want or out.dtype != np.uint8:
         raise ValueError(f"pyspng decoded {out.shape} {out.dtype}, expected {want} uint8")
-    return out
+    return out, mode
 
 
 def webp_size(data: bytes) -> tuple[int, int] | None:
@@ -119,8 +120,8 @@ def webp_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def webp(img: Image.Image, data: bytes) -> np.ndarray | None:
-    """A still WebP in full: H x W x 3, or H x W x 4 when it has alpha."""
+def webp(img: Image.Image, data: bytes) -> tuple[np.ndarray, str] | None:
+    """A still WebP in full: (H x W x 4, "RGBA" when it has alpha, else "RGBX", alpha 255)."""
     if _webp_lib is None or getattr(img, "is_animated", False) or img.mode not in ("RGB", "RGBA"):
         return None
     ffi, lib = _webp_ffi, _webp_lib
@@ -134,9 +135,9 @@ def webp(img: Image.Image, data: bytes) -> np.ndarray | None:
     w, h = features.width, features.height
     if (w, h) != img.size or features.has_animation:
         raise ValueError(f"libwebp reads {w}x{h} (animated: {features.has_animation}), Pillow {img.size}")
-    channels = 4 if features.has_alpha else 3
+    channels = 4
     out = np.empty((h, w, channels), dtype=np.uint8)
-    config.output.colorspace = lib.MODE_RGBA if channels == 4 else lib.MODE_RGB
+    config.output.colorspace = lib.MODE_RGBA
     config.output.is_external_memory = 1
     config.output.u.RGBA.rgba = ffi.cast("uint8_t*", ffi.from_buffer(out))
     config.output.u.RGBA.stride = w * channels
@@ -145,4 +146,4 @@ def webp(img: Image.Image, data: bytes) -> np.ndarray | None:
     lib.WebPFreeDecBuffer(ffi.addressof(config, "output"))  # frees nothing of ours (external memory)
     if status != lib.VP8_STATUS_OK:
         raise ValueError(f"WebPDecode status {status}")
-    return out
+    return out, "RGBA" if features.has_alpha else "RGBX"

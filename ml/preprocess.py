@@ -386,20 +386,17 @@ def _upright(gray: Image.Image, rgb: np.ndarray | None, method: Image.Transpose 
     return _Work(gray, rgb)
 
 
-def _samples(arr: np.ndarray, factor: int) -> np.ndarray:
-    """Colour at the centre of each factor x factor block of a full-size RGB(A) array, alpha
-    flattened onto white: the reduced grid's colours, without averaging the item into its
-    background at the edges (and at a fraction of the cost of flattening the full image)."""
-    h, w = arr.shape[:2]
+def _samples(arr: np.ndarray, factor: int, alpha: bool) -> np.ndarray:
+    """Colour at the centre of each factor x factor block of a full-size RGBA/RGBX array (alpha
+    flattened onto white): the colours of a grid 1/factor the size, without averaging the item
+    into its background at the edges, and at a fraction of the cost of flattening every pixel.
+    A partial last block has no centre, and no sample (ml.colour takes the common size)."""
     o = factor // 2
     s = arr[o::factor, o::factor]
-    if s.shape[2] == 4:
-        a = s[..., 3:4].astype(np.uint16)
-        s = ((s[..., :3] * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
-    out_h, out_w = -(-h // factor), -(-w // factor)
-    if s.shape[:2] != (out_h, out_w):  # a partial last block has no centre: repeat the edge
-        s = np.pad(s, ((0, out_h - s.shape[0]), (0, out_w - s.shape[1]), (0, 0)), mode="edge")
-    return np.ascontiguousarray(s[..., :3])
+    if not alpha:
+        return s[..., :3]
+    a = s[..., 3:4].astype(np.uint16)
+    return ((s[..., :3] * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
 
 
 def _fast_work(img: Image.Image, data: bytes, colour: bool) -> _Work | None:
@@ -415,29 +412,29 @@ def _fast_work(img: Image.Image, data: bytes, colour: bool) -> _Work | None:
             rgb, gray = None, Image.fromarray(arr, "L")
         return _upright(gray, rgb, orientation(img), _factor(gray.size))
     if img.format == "PNG":
-        arr = fast.png(img, data)
+        decoded = fast.png(img, data)
         method = None
-        if arr is not None:  # no EXIF or XMP after the pixels: the header's metadata is all there is
+        if decoded is not None:  # no EXIF or XMP after the pixels: the header's metadata is all there is
             method = _transpose_for(Image.Image.getexif(img))
     elif img.format == "WEBP":
-        arr = fast.webp(img, data)
-        method = orientation(img) if arr is not None else None
+        decoded = fast.webp(img, data)
+        method = orientation(img) if decoded is not None else None
     else:
         return None
-    if arr is None:
+    if decoded is None:
         return None
+    arr, mode = decoded
     h, w = arr.shape[:2]
-    mode = "L" if arr.ndim == 2 else {3: "RGB", 4: "RGBA"}[arr.shape[2]]
-    gray = to_gray(Image.frombuffer(mode, (w, h), arr, "raw", mode, 0, 1))
+    gray = to_gray(Image.frombuffer(mode, (w, h), arr, "raw", mode, 0, 1))  # no copy
     factor = _factor((w, h))
     rgb, k = None, 1
     if colour and mode != "L":
         # colour samples: about COLOUR_SAMPLES over the whole image are plenty (ml.colour looks
-        # at a few hundred of the item's), at k x k working-image pixels each
+        # at a few hundred of the item's), one per k x k working-image pixels
         k = max(1, int(np.sqrt(w * h / (factor * factor * COLOUR_SAMPLES))))
-        rgb = _samples(arr, factor * k)
+        rgb = _samples(arr, factor * k, alpha=mode == "RGBA")
         if method is not None:
-            rgb = np.asarray(Image.fromarray(rgb, "RGB").transpose(method))
+            rgb = np.asarray(Image.fromarray(np.ascontiguousarray(rgb), "RGB").transpose(method))
     return _Work(_upright(gray, None, method, factor).gray, rgb, k)
 
 
