@@ -106,11 +106,12 @@ class ImageError(ValueError):
 class Limits:
     """What a job may send. Checked before any pixel is decoded.
 
-    `max_pixels` caps every format. A JPEG is decoded at 1/2^k scale: at 40 Mpx it costs ~15 ms
-    of CPU and ~2 MB, and its worst case is bounded by its bytes (a 10 MiB noisy JPEG: ~80 ms).
-    PNG and WebP have no reduced decode: every pixel is decoded (16 ms and 6 MB per Mpx for an
-    RGBA PNG, 9 ms and 8 MB for a WebP), and a 1.6 KB lossless WebP can claim 40 Mpx. Their own
-    caps, 16 Mpx (4,000 x 4,000), hold the worst case to ~0.22 s and ~125 MB (docs/decoders.md).
+    `max_pixels` caps every format. A JPEG is decoded at 1/2^k scale: at 40 Mpx it costs ~10 ms
+    of CPU and ~1 MB, and its worst case is bounded by its bytes (a 10 MiB noisy JPEG: ~65 ms).
+    PNG and WebP have no reduced decode: every pixel is decoded (per Mpx, ~12 ms and 5.7 MB for
+    an RGBA PNG, 5-11 ms and 5 MB for a WebP), and a 1.6 KB lossless WebP can claim 40 Mpx
+    (0.55 s and +613 MB with Pillow's decoder). Their own caps, 16 Mpx (4,000 x 4,000), hold the
+    worst case to ~0.2 s and ~90 MB (docs/decoders.md).
     """
 
     max_bytes: int = 10 * 1024 * 1024
