@@ -17,8 +17,9 @@ side, photo-like renders of synthetic items, deterministic) and 1000 px JPEGs at
 through the old path (`preprocess_pillow`: Pillow only), the new one (`preprocess`: the fastest
 decoder per format) and the new one with colours (`preprocess_with_colours`), then each
 decoder alone per format (the header open included; the decode only: JPEG scaled to about
-WORK_SIZE, PNG and WebP in full, as each decoder returns them). All rows are timed in the same rounds, interleaved, as CPU ms per image of
-the calling thread: compare rows within one run, not across machines or runs.
+WORK_SIZE, PNG and WebP in full, as each decoder returns them). The rows of a group are timed
+interleaved, image by image, as mean CPU ms per image of the calling thread: compare rows within
+a group of one run, not across machines or runs.
 """
 
 from __future__ import annotations
@@ -219,31 +220,47 @@ def decoders() -> dict[str, dict[str, Callable[[bytes], object]]]:
     return out
 
 
+def _interleaved(fns: dict[str, Callable[[bytes], object]], blobs: list[bytes], seconds: float) -> dict[str, float]:
+    """Mean CPU seconds per image of each fn, calling all of them on one image before the next
+    (in a rotating order), for at least `seconds` in all: on a shared machine a neighbour's load
+    then weighs on every fn alike, which separate timing rounds do not ensure."""
+    names = list(fns)
+    spent = dict.fromkeys(names, 0.0)
+    calls, start, rotation = 0, time.thread_time(), 0
+    while calls == 0 or time.thread_time() - start < seconds:
+        for blob in blobs:
+            rotation += 1
+            for name in names[rotation % len(names):] + names[: rotation % len(names)]:
+                t0 = time.thread_time()
+                try:
+                    fns[name](blob)
+                except pre.ImageError:
+                    pass
+                spent[name] += time.thread_time() - t0
+        calls += len(blobs)
+    return {name: t / calls for name, t in spent.items()}
+
+
 def photo_rows(seconds: float, repeats: int, count: int = 200) -> list[dict[str, object]]:
-    """Old path, new path, new path with colours, and the decoders: CPU ms per image, interleaved."""
+    """Old path, new path, new path with colours, and the decoders: CPU ms per image, each group
+    interleaved image by image (`_interleaved`) for seconds x repeats."""
     mix = photo_mix(count)
     sets = {f: [b for k, b in mix if k == f] for f in ("JPEG", "PNG", "WEBP")}
     sets["mix"] = [b for _, b in mix]
     sets["JPEG 1000px q85-90"] = jpeg_photos()
     paths = {"old (Pillow)": pre.preprocess_pillow, "new": preprocess, "new + colours": pre.preprocess_with_colours}
-    cases = [(name, "path", label, fn, blobs) for name, blobs in sets.items() for label, fn in paths.items()]
-    for fmt, decs in decoders().items():
-        cases += [(fmt, "decoder", label, fn, sets[fmt]) for label, fn in decs.items()]
-    for _, _, _, fn, blobs in cases:  # warm up (and the colour tables)
-        for b in blobs[:3]:
-            fn(b)
-    best = [float("inf")] * len(cases)
-    for _ in range(repeats):
-        for i, (_, _, _, fn, blobs) in enumerate(cases):
-            n, start = 0, time.thread_time()
-            while (spent := time.thread_time() - start) < seconds / 4 or n == 0:
-                for b in blobs:
-                    fn(b)
-                n += len(blobs)
-            best[i] = min(best[i], spent / n)
-    return [{"set": name, "kind": kind, "what": label, "images": len(blobs),
-             "mean_kib": sum(map(len, blobs)) / len(blobs) / 1024, "cpu_ms_per_image": 1000 * t}
-            for (name, kind, label, _, blobs), t in zip(cases, best)]
+    groups = [(name, "path", paths, blobs) for name, blobs in sets.items()]
+    groups += [(fmt, "decoder", decs, sets[fmt]) for fmt, decs in decoders().items()]
+    for _, _, fns, blobs in groups:  # warm up (and the colour tables)
+        for fn in fns.values():
+            for b in blobs[:3]:
+                fn(b)
+    rows = []
+    for name, kind, fns, blobs in groups:
+        for label, t in _interleaved(fns, blobs, seconds * repeats).items():
+            rows.append({"set": name, "kind": kind, "what": label, "images": len(blobs),
+                         "mean_kib": sum(map(len, blobs)) / len(blobs) / 1024, "cpu_ms_per_image": 1000 * t})
+    return rows
 
 
 def print_photo_rows(rows: list[dict[str, object]]) -> None:
