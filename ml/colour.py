@@ -50,9 +50,12 @@ Which pixels count, and with what colour:
 3. One colour or several. When the un-mixed colours lie within SPREAD of their mean, the item
    is one colour: their mean, named, share 1.0. Otherwise every un-mixed pixel is named; the
    top name's pixels and every pixel within MERGE of their mean are the top colour (so that a
-   colour near the border of two names is not split), named by their mean; up to two more
-   names follow if they have MIN_SHARE of the counted pixels. A colour's hex is the mean of
-   its un-mixed pixels; its share is of the counted pixels.
+   colour near the border of two names is not split); up to two more names follow if they have
+   MIN_SHARE of the counted pixels. Each colour is then un-mixed to its own full strength (its
+   strongest pixel), not the item's: a red part of a navy item is less strong than the navy,
+   and un-mixed by the navy's strength it would come out too dark. A colour's hex is the mean
+   of its pixels so un-mixed, its name the nearest to that mean, its share of the counted
+   pixels.
 
 What it cannot see: a part much lighter than the item's darkest part (on a light background;
 a pale body with dark trim) is too faint to count, and is not named; a part the colour of the
@@ -273,28 +276,33 @@ def dominant_colours(gray: np.ndarray, rgb: np.ndarray | None, geometry: Geometr
         hexed = rgb_to_hex([min(255.0, max(0.0, v)) for v in colour])
         return ColourResult((Colour(NAMES[int(name_table[top_row])], hexed, 1.0),), low)
     full = np.minimum(np.maximum(unmixed + bg, 0), 255)
-    total = n
     idx = _index(full)
     names = name_table[idx]
     counts = np.bincount(names, minlength=len(NAMES))
     order = np.argsort(-counts, kind="stable")[:MAX_COLOURS].tolist()
     # the top colour: its pixels and every counted pixel within MERGE of their mean, so that one
-    # colour near the border between two names is not split between them; named by their mean
+    # colour near the border between two names is not split between them
     lab = lab_table[idx]
     centre = (names == order[0]).astype(np.float32) @ lab / counts[order[0]]
     near = square_table[idx] - 2 * (lab @ centre) <= MERGE * MERGE - float(centre @ centre)
-    n_near = int(near.sum())
-    mean = near.astype(np.float32) @ full / n_near
-    first = int(name_table[_index(mean[None, :])[0]])  # its name: the nearest to its mean
-    colours = [Colour(NAMES[first], rgb_to_hex(mean), round(n_near / total, 3))]
-    for i in order[1:]:
-        if counts[i] < MIN_SHARE * total or i == first:
+    groups = [near] + [(names == i) & ~near for i in order[1:] if counts[i] >= MIN_SHARE * n]
+    found: dict[str, list[float]] = {}  # name -> [share, r, g, b] (a share-weighted sum)
+    for rank, group in enumerate(groups):
+        size = int(group.sum())
+        if size == 0 or (rank > 0 and size < MIN_SHARE * n):
             continue
-        mine = (names == i) & ~near
-        n_mine = int(mine.sum())
-        if n_mine >= MIN_SHARE * total:
-            colours.append(Colour(NAMES[i], rgb_to_hex(mine.astype(np.float32) @ full / n_mine),
-                                  round(n_mine / total, 3)))
-    top_lab, bg_lab = lab_table[_index(np.stack([mean, bg]))]
-    low = float(((top_lab - bg_lab) ** 2).sum()) < LOW_CONTRAST ** 2
+        # each colour at its own full strength: un-mixed by the whole item's peak, a colour
+        # lighter than the item's strongest would come out too dark and saturated
+        own_peak = float(np.abs(strength[group]).max())
+        mean = (group.astype(np.float32) @ unmixed / size) * min(1.0, own_peak / peak) + bg
+        mean = [min(255.0, max(0.0, v)) for v in mean.tolist()]
+        name = NAMES[int(name_table[_row(mean)])]  # named by its mean
+        acc = found.setdefault(name, [0.0, 0.0, 0.0, 0.0])
+        acc[0] += size / n
+        for c in range(3):
+            acc[c + 1] += mean[c] * size / n
+    colours = sorted((Colour(name, rgb_to_hex([v / a[0] for v in a[1:]]), round(a[0], 3))
+                      for name, a in found.items()), key=lambda c: -c.share)[:MAX_COLOURS]
+    top = [v / found[colours[0].name][0] for v in found[colours[0].name][1:]]
+    low = float(((lab_table[_row(top)] - lab_table[_row(bg.tolist())]) ** 2).sum()) < LOW_CONTRAST ** 2
     return ColourResult(tuple(colours), low)

@@ -90,6 +90,10 @@ def test_two_colours_get_both_names_and_shares() -> None:
     got = {c.name: c.share for c in result.colours}
     assert set(got) == {"navy", "red"}, result.colours
     assert 0.25 < got["red"] < 0.75 and abs(sum(got.values()) - 1) < 0.05
+    # each at its own strength: the red, weaker than the navy, is not made darker
+    hexes = {c.name: colour.hex_to_rgb(c.hex) for c in result.colours}
+    assert np.abs(np.array(hexes["red"]) - (200, 30, 40)).max() <= 12, hexes
+    assert np.abs(np.array(hexes["navy"]) - (25, 35, 95)).max() <= 12, hexes
 
 
 def test_exif_rotation_keeps_colours_in_place() -> None:
