@@ -50,6 +50,41 @@ def test_seed_is_unchanged_by_the_zoo() -> None:
     assert model.count_macs(model.build("seed")) == 16 * 28 * 28 * 9 + 3136 * 10
 
 
+# --- the residual architecture ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, params, macs", [
+    ({}, 203_410, 12_409_152),  # width 24, last stage 96: compact's flat layout, numbers and all
+    ({"last_width": 112}, 248_178, 14_223_328),
+    ({"width": 8}, 33_250, 1_426_880),
+])
+def test_residual_shapes_parameters_and_multiply_adds(args: dict, params: int, macs: int) -> None:
+    net = model.build("residual", **args)
+    assert model.count_params(net) == params
+    assert model.count_macs(net) == macs
+    assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_residual_folds_for_serving_and_round_trips_a_checkpoint(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = model.build("residual", width=8, last_width=40)
+    net.train()
+    with torch.no_grad():  # a few training batches, so BatchNorm's statistics are not the identity
+        for _ in range(3):
+            net(torch.randn(32, 1, 28, 28))
+    net.eval()
+    checkpoint.save(tmp_path / "m.pt", net, "residual", {"width": 8, "last_width": 40})
+    loaded = checkpoint.load(tmp_path / "m.pt")
+    assert loaded.arch_args == {"width": 8, "last_width": 40}
+    served = model.fuse_for_inference(loaded.model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in served.modules())  # the skips' BN too
+    x = torch.randn(16, 1, 28, 28)
+    with torch.inference_mode():
+        a, b, c = net(x), loaded.model(x), served(x)
+    assert torch.equal(a, b)
+    assert torch.allclose(a, c, atol=1e-4) and torch.equal(a.argmax(1), c.argmax(1))
+
+
 # --- augmentation ------------------------------------------------------------------------------
 
 IMG = torch.arange(1, 17, dtype=torch.uint8).view(1, 4, 4)  # 1..16, row by row
