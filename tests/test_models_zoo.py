@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ml import augment, checkpoint, model, speed, train
+from ml import augment, checkpoint, distill, model, speed, train
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "models" / "compact"
@@ -83,6 +83,35 @@ def test_residual_folds_for_serving_and_round_trips_a_checkpoint(tmp_path: Path)
         a, b, c = net(x), loaded.model(x), served(x)
     assert torch.equal(a, b)
     assert torch.allclose(a, c, atol=1e-4) and torch.equal(a.argmax(1), c.argmax(1))
+
+
+# --- distillation and weight averaging ----------------------------------------------------------
+
+
+def test_kd_loss_is_zero_for_the_teachers_own_logits_and_scaled_by_t_squared() -> None:
+    torch.manual_seed(0)
+    s, t = torch.randn(8, 10), torch.randn(8, 10)
+    assert float(distill.kd_loss(t, t, 4.0)) == pytest.approx(0.0, abs=1e-6)
+    assert float(distill.kd_loss(s, t, 1.0)) > 0
+    kl = torch.nn.functional.kl_div(s.div(3).log_softmax(1), t.div(3).softmax(1), reduction="batchmean")
+    assert float(distill.kd_loss(s, t, 3.0)) == pytest.approx(9 * float(kl), rel=1e-5)
+
+
+def test_ema_and_distillation_flags_are_deterministic_and_change_the_result(tmp_path: Path, data_root: Path) -> None:
+    base = ["--arch", "residual", "--width", "8", "--dry-run", "--batch-size", "64", "--lr", "0.1",
+            "--crop-padding", "2", "--flip-prob", "0.5", "--threads", "1", "--data-dir", str(data_root)]
+    torch.manual_seed(1)
+    teacher = model.build("compact", width=8).eval()
+    checkpoint.save(tmp_path / "teacher.pt", teacher, "compact", {"width": 8})
+    plain = train.main(base + ["--out", str(tmp_path / "plain")])
+    extra = ["--ema", "0.9", "--distill-from", str(tmp_path / "teacher.pt")]
+    a = train.main(base + extra + ["--out", str(tmp_path / "a")])
+    b = train.main(base + extra + ["--out", str(tmp_path / "b")])
+    assert a["model_version"] == b["model_version"] != plain["model_version"]
+    assert a["config"]["ema"] == 0.9 and a["config"]["distill_alpha"] == 0.5
+    assert plain["config"]["ema"] == 0.0 and plain["config"]["distill_from"] is None  # off by default
+    # the saved weights are the average's, and load as a plain residual model
+    assert checkpoint.load(tmp_path / "a" / "model.pt").arch_args == {"width": 8}
 
 
 # --- augmentation ------------------------------------------------------------------------------
