@@ -102,29 +102,30 @@ class CompactCNN(nn.Module):
     conv(1->w) @28x28, pool; conv(w->2w), conv(2w->2w) @14x14, pool;
     conv(2w->4w), conv(4w->4w) @7x7; head: global average pool then linear(4w->10)
     ("gap"), or linear(4w*7*7->10) on the whole 7x7 map ("flat": keeps where things are,
-    for the same multiply-adds).
+    for the same multiply-adds). `last_width` replaces 4w in the 7x7 stage (default 4w).
     Every conv is 3x3 + BatchNorm + ReLU. Only the first conv runs at full resolution,
     and with one input channel it costs little, so the multiply-adds per image stay
     around 12M for w=24. Weights and activations use the channels-last layout, which
     oneDNN runs markedly faster on the CPU (training and inference alike).
     """
 
-    def __init__(self, width: int = 24, head: str = "gap", num_classes: int = NUM_CLASSES) -> None:
+    def __init__(self, width: int = 24, head: str = "gap", last_width: int | None = None,
+                 num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
-        w = width
+        w, c3 = width, last_width or 4 * width
         self.features = nn.Sequential(
             *_conv_bn_relu(1, w),
             nn.MaxPool2d(2),
             *_conv_bn_relu(w, 2 * w),
             *_conv_bn_relu(2 * w, 2 * w),
             nn.MaxPool2d(2),
-            *_conv_bn_relu(2 * w, 4 * w),
-            *_conv_bn_relu(4 * w, 4 * w),
+            *_conv_bn_relu(2 * w, c3),
+            *_conv_bn_relu(c3, c3),
         )
         if head == "gap":
-            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, num_classes))
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c3, num_classes))
         elif head == "flat":
-            self.head = nn.Sequential(nn.Flatten(), nn.Linear(4 * w * 7 * 7, num_classes))
+            self.head = nn.Sequential(nn.Flatten(), nn.Linear(c3 * 7 * 7, num_classes))
         else:
             raise ValueError(f"head must be 'gap' or 'flat', not {head!r}")
         self.to(memory_format=torch.channels_last)  # load_state_dict copies into these, keeping the layout

@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--head", default=None, choices=["gap", "flat"],
                    help="classifier head, for archs that take it (compact: gap); unset: the arch's default")
     p.add_argument("--last-width", type=int, default=None,
-                   help="channels of the 7x7 stage, for archs that take it (residual: 4 x width); unset: the arch's default")
+                   help="channels of the 7x7 stage, for archs that take it (compact, residual: 4 x width); unset: the arch's default")
     p.add_argument("--epochs", type=int, default=1, help="passes over the training split")
     p.add_argument("--batch-size", type=int, default=32, help="images per optimisation step")
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate")

@@ -45,6 +45,15 @@ def test_compact_defaults_and_it_keeps_channels_last_through_a_checkpoint(tmp_pa
         assert torch.equal(net(x), loaded.model(x))
 
 
+def test_compact_last_width_widens_only_the_7x7_stage() -> None:
+    net = model.build("compact", width=24, head="flat", last_width=112)
+    assert (model.count_params(net), model.count_macs(net)) == (248_178, 14_223_328)
+    assert net.features[-3].out_channels == 112 and net.head[-1].in_features == 112 * 7 * 7
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    default = model.build("compact", width=24, head="flat")  # unset: 4 x width, as committed
+    assert model.count_params(default) == 203_410
+
+
 def test_seed_is_unchanged_by_the_zoo() -> None:
     assert model.count_params(model.build("seed")) == 31_530
     assert model.count_macs(model.build("seed")) == 16 * 28 * 28 * 9 + 3136 * 10
