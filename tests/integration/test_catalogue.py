@@ -18,7 +18,7 @@ from devtools.local import Fleet, celery_json
 from ml import checkpoint, evaluate, train
 from ml.taxonomy import Taxonomy
 from wire.messages import Status
-from worker.settings import DEFAULT_CHECKPOINT, REPO_ROOT
+from worker.settings import DEFAULT_CHECKPOINT, DEFAULT_MODEL, REPO_ROOT
 
 GROUPS = tuple(sorted(catalogue.GROUPS))  # class names are the folder names, sorted
 PER_CLASS, EVAL_PER_CLASS = 40, 20
@@ -69,7 +69,7 @@ def test_train_on_a_catalogue_from_scratch_and_fine_tuned_then_serve_it(shop, tm
     assert "(preprocessed before: cached)" in cli.stdout and "fine-tuning compact-" in cli.stdout
     tuned = json.loads((tmp_path / "tuned" / "metrics.json").read_text())
     assert tuned["arch"] == "compact" and tuned["data"]["init"] == {
-        "checkpoint": "models/compact/model.pt", "model_version": checkpoint.load(DEFAULT_CHECKPOINT).version}
+        "checkpoint": f"models/{DEFAULT_MODEL}/model.pt", "model_version": checkpoint.load(DEFAULT_CHECKPOINT).version}
     # where the data lives is not recorded: a folder's name and content key, no path of this machine
     assert tuned["data"]["image_folder"] == "train" and len(tuned["data"]["content_key"]) == 24
     assert not {"image_folder", "cache_dir", "taxonomy", "init", "data_dir"} & set(tuned["config"])

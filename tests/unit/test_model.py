@@ -12,7 +12,7 @@ from devtools.bench import model_speed as speed
 from ml import augment, checkpoint, data, distill, model, train
 from worker.settings import REPO_ROOT
 
-DEFAULT_MODEL = REPO_ROOT / "models" / "compact"
+COMPACT = REPO_ROOT / "models" / "compact"
 
 
 # --- the compact architecture ---------------------------------------------------------------
@@ -189,11 +189,11 @@ def test_training_with_the_recipe_runs_and_is_deterministic(tmp_path: Path, data
 
 
 def test_committed_compact_model_loads_weights_only_and_meets_the_targets() -> None:
-    raw = torch.load(DEFAULT_MODEL / "model.pt", weights_only=True)
+    raw = torch.load(COMPACT / "model.pt", weights_only=True)
     assert raw["arch"] == "compact"
-    assert (DEFAULT_MODEL / "model.pt").stat().st_size < 2_000_000
-    ck = checkpoint.load(DEFAULT_MODEL / "model.pt")
-    metrics = json.loads((DEFAULT_MODEL / "metrics.json").read_text())
+    assert (COMPACT / "model.pt").stat().st_size < 2_000_000
+    ck = checkpoint.load(COMPACT / "model.pt")
+    metrics = json.loads((COMPACT / "metrics.json").read_text())
     assert ck.version == metrics["model_version"] == raw["model_version"]
     assert ck.params == metrics["params"]
     assert metrics["accuracy"] >= 0.935
@@ -209,7 +209,7 @@ def test_committed_compact_long_model_beats_compact_on_validation_within_the_bud
     raw = torch.load(LONG_MODEL / "model.pt", weights_only=True)
     ck = checkpoint.load(LONG_MODEL / "model.pt")
     metrics = json.loads((LONG_MODEL / "metrics.json").read_text())
-    compact = json.loads((DEFAULT_MODEL / "metrics.json").read_text())
+    compact = json.loads((COMPACT / "metrics.json").read_text())
     photo = json.loads((LONG_MODEL / "photo_metrics.json").read_text())
     assert ck.version == metrics["model_version"] == raw["model_version"] == photo["model_version"]
     assert metrics["val_accuracy"] > compact["val_accuracy"]  # chosen on validation, not test
