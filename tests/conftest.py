@@ -120,3 +120,5 @@ def pytest_terminal_summary(terminalreporter) -> None:
     for row in accounting.REPORT:
         tr.write_line(f"{row['test']:<48} {row['sent']:>6} {row['tagged']:>7} {row['failed']:>7} "
                       f"{row['lost']:>5} {row['duplicated']:>5}")
+        if row.get("where"):
+            tr.write_line(f"    the lost jobs' messages: {row['where']}", red=True)

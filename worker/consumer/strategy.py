@@ -220,11 +220,20 @@ class Batcher:
         worker_state.task_ready(batch, successful=True)
 
     def _on_done(self, batch: InflightBatch, report: dict[str, Any]) -> None:
-        self._ack(batch.items)
-        self._finish(batch)
-        self.stats.add(report, monotonic() - batch.started)
-        self.model = report.get("model") or self.model
-        self.schedule()
+        # The bookkeeping runs whatever the acknowledgement does: a batch left in `inflight`
+        # would hold a pool slot and renew its messages' leases forever, and nothing would
+        # ever run them again. Unacknowledged, they come back after the visibility timeout
+        # and publish nothing twice.
+        try:
+            self._ack(batch.items)
+        except Exception:  # noqa: BLE001 - e.g. a channel closed by a lost connection
+            logger.exception("could not acknowledge a batch of %d messages; Redis will redeliver them",
+                             len(batch.items))
+        finally:
+            self._finish(batch)
+            self.stats.add(report, monotonic() - batch.started)
+            self.model = report.get("model") or self.model
+            self.schedule()
 
     def _ack(self, items: list[Pending[Any]]) -> None:
         """Acknowledge a batch's messages: one round trip per channel where the transport allows."""
@@ -250,12 +259,16 @@ class Batcher:
         exc = getattr(exc_info, "exception", exc_info)
         logger.error("batch of %d jobs lost (%s: %s); requeueing its %d messages",
                      batch.jobs, type(exc).__name__, exc, len(batch.items))
-        for p in batch.items:
-            _message, _ack, reject = p.item
-            reject(logger, self.errors, True)
-        self._finish(batch)
-        self.stats.batches_lost += 1
-        self.schedule()
+        try:
+            for p in batch.items:
+                _message, _ack, reject = p.item
+                reject(logger, self.errors, True)
+        except Exception:  # noqa: BLE001 - as in _on_done: the slot is freed whatever happens
+            logger.exception("could not requeue a batch of %d messages; Redis will redeliver them", len(batch.items))
+        finally:
+            self._finish(batch)
+            self.stats.batches_lost += 1
+            self.schedule()
 
     # --- operator commands ------------------------------------------------------------------
 
