@@ -1,0 +1,17 @@
+-- Move an item aside: out of the inflight list and/or kombu's unacked set, into the dead-letter
+-- stream, in one step. The removals come first, so the XADD that follows is allowed while Redis
+-- is full (a dead letter keeps at most 8 KB of the item it replaces).
+-- KEYS: inflight list, unacked index, unacked hash, dead-letter stream ("" for none).
+-- ARGV: "1" if the item is in the inflight list, the item, its delivery tag ("" if not recorded),
+-- the stream's maxlen, then the dead letter's field/value pairs.
+if ARGV[1] == '1' then
+  redis.call('LREM', KEYS[1], 1, ARGV[2])
+end
+if ARGV[3] ~= '' then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  redis.call('HDEL', KEYS[3], ARGV[3])
+end
+if KEYS[4] ~= '' then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, 5))
+end
+return 1
