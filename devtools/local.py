@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
 from celery import Celery
 
 from devtools.redis_server import RedisServer
@@ -65,6 +66,8 @@ class LocalWorker:
         try:
             replies = app.control.broadcast(command, arguments=arguments, destination=[self.node], reply=True,
                                             timeout=timeout)
+        except redis.exceptions.ConnectionError:  # e.g. just after a failover: did not answer
+            return {}
         finally:
             app.close()
         for reply in replies:
