@@ -8,7 +8,13 @@ No torch, numpy or Pillow: the base install is enough.
 """
 
 from producer.client import JobHandle, TaggerClient
-from producer.errors import DecodeError, QueueFull, RedisFull, ResultTimeout, TaggerError
+from producer.errors import (
+           DecodeError,
+           QueueFull,
+           RedisFull,
+           ResultTimeout,
+           TaggerError,
+)
 from producer.settings import ClientSettings
 from wire.dead_letters import DeadLetter
 from wire.errors import ErrorCode

@@ -57,6 +57,11 @@ app.conf.update(
     task_send_sent_event=False,
 )
 app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
+# Only the tagger's task runs here. Celery's built-in ones (celery.chain, celery.accumulate, ...)
+# would run whatever a message pushed onto the queue asks of them, and its jobs would get no
+# result; unregistered, such a message is refused like any unknown task, into the dead letters.
+for _name in [name for name in app.tasks if name != settings.task_name]:
+    app.tasks.unregister(_name)
 app.steps["consumer"].add(MemoryPolicyCheck)  # refuse a Redis whose memory policy may evict queued jobs
 
 import worker.control  # noqa: E402,F401  (registers `inspect model`, `inspect batching`, `control reload_model`)

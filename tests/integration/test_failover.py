@@ -40,54 +40,61 @@ def test_the_primary_dies_mid_run_sentinel_promotes_the_replica_and_nothing_is_l
     with SentinelGroup(password="s3cret-pass") as group:
         assert group.url.startswith("sentinel://:s3cret-pass@127.0.0.1:") and group.url.count(";") == 2
         workers = [LocalWorker(group.url, name, logs, concurrency=1, **FAST) for name in ("fa", "fb")]
-        for w in workers:
-            w.wait_ready()
-        client = TaggerClient(redis_url=group.url)
-        jobs = jobs_from(test_images, 100_000, "fo")
-        sent: list[Job] = []
-        errors: list[str] = []
-        stop = threading.Event()
+        try:
+            run_through_a_failover(group, workers, test_images)
+        finally:
+            for w in workers:
+                w.stop()
 
-        def produce() -> None:  # 20 jobs at a time, single-job and bulk messages, as fast as Redis takes them
-            while not stop.is_set():
-                batch = jobs[len(sent):len(sent) + 20]
-                try:
-                    client.submit_jobs(batch, chunk_size=1 if len(sent) % 40 else 10)
-                except redis.exceptions.RedisError as exc:  # not told "queued": sent again, as a producer would
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                sent.extend(batch)
-                time.sleep(0.01)
 
-        thread = threading.Thread(target=produce, daemon=True)
-        thread.start()
-        time.sleep(2.0)
-        before = len(sent)
-        group.kill_primary()
-        failover_s = group.wait_for_failover()
-        time.sleep(3.0)
-        stop.set()
-        thread.join(timeout=60)
-        assert len(sent) > before + 100, (before, len(sent), errors)  # producers carried on after the failover
+def run_through_a_failover(group: SentinelGroup, workers: list[LocalWorker], test_images) -> None:
+    """Produce, kill the primary, produce on, then count (see the module docstring)."""
+    for w in workers:
+        w.wait_ready()
+    client = TaggerClient(redis_url=group.url)
+    jobs = jobs_from(test_images, 100_000, "fo")
+    sent: list[Job] = []
+    errors: list[str] = []
+    stop = threading.Event()
 
-        # What the replica never got: jobs the producer was told were queued, with no result once
-        # everything left in Redis has run. The producer sends them again, under the same ids.
-        drained(client.redis, client.settings.queue)
-        ids = [j.job_id for j in sent]
-        missing = set(ids) - set(client.fetch(ids))
-        _results, resent = collect(client, sent, timeout=120, resubmit_after=10)
-        assert set(resent) == missing, (len(resent), len(missing))
-        row = account(f"Redis primary killed, Sentinel failover ({len(missing)} sent again)", client, ids,
-                      timeout=30)
-        assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == len(sent), row
-        assert all(w.alive() for w in workers), [w.tail() for w in workers]
-        # the workers reconnected to the new primary; `inspect` works through Sentinel too
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not all(w.control("ping") == {"ok": "pong"} for w in workers):
-            time.sleep(0.5)
-        assert all(w.control("ping") == {"ok": "pong"} for w in workers)
-        print(f"\nfailover in {failover_s:.1f} s; {len(sent)} jobs sent, {before} before the kill; "
-              f"{len(missing)} lost with the primary and sent again; producer errors: {len(errors)}")
-        client.close()
-        for w in workers:
-            w.stop()
+    def produce() -> None:  # 20 jobs at a time, single-job and bulk messages, as fast as Redis takes them
+        while not stop.is_set():
+            batch = jobs[len(sent):len(sent) + 20]
+            try:
+                client.submit_jobs(batch, chunk_size=1 if len(sent) % 40 else 10)
+            except redis.exceptions.RedisError as exc:  # not told "queued": sent again, as a producer would
+                errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            sent.extend(batch)
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    time.sleep(2.0)
+    before = len(sent)
+    group.kill_primary()
+    failover_s = group.wait_for_failover()
+    time.sleep(3.0)
+    stop.set()
+    thread.join(timeout=60)
+    assert len(sent) > before + 100, (before, len(sent), errors)  # producers carried on after the failover
+
+    # What the replica never got: jobs the producer was told were queued, with no result once
+    # everything left in Redis has run. The producer sends them again, under the same ids.
+    drained(client.redis, client.settings.queue)
+    ids = [j.job_id for j in sent]
+    missing = set(ids) - set(client.fetch(ids))
+    _results, resent = collect(client, sent, timeout=120, resubmit_after=10)
+    assert set(resent) == missing, (len(resent), len(missing))
+    row = account(f"Redis primary killed, Sentinel failover ({len(missing)} sent again)", client, ids,
+                  timeout=30)
+    assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == len(sent), row
+    assert all(w.alive() for w in workers), [w.tail() for w in workers]
+    # the workers reconnected to the new primary; `inspect` works through Sentinel too
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(w.control("ping") == {"ok": "pong"} for w in workers):
+        time.sleep(0.5)
+    assert all(w.control("ping") == {"ok": "pong"} for w in workers)
+    print(f"\nfailover in {failover_s:.1f} s; {len(sent)} jobs sent, {before} before the kill; "
+          f"{len(missing)} lost with the primary and sent again; producer errors: {len(errors)}")
+    client.close()

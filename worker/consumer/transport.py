@@ -71,8 +71,9 @@ def is_envelope(message: Any) -> bool:
     if not isinstance(message, dict) or "body" not in message:
         return False
     props = message.get("properties")
-    return (isinstance(props, dict) and "delivery_tag" in props and isinstance(props.get("delivery_info"), dict)
-            and isinstance(message.get("headers", {}), dict))
+    # kombu keys its bookkeeping by the tag: a number would be recorded as text and never found again
+    return (isinstance(props, dict) and isinstance(props.get("delivery_tag"), str)
+            and isinstance(props.get("delivery_info"), dict) and isinstance(message.get("headers", {}), dict))
 
 
 class QoS(kombu_redis.QoS):
@@ -159,7 +160,8 @@ class Channel(kombu_redis.Channel):
         inflight sweep or the visibility timeout brings it back) and is moved aside once there is room.
         """
         fields = raw_fields(item, reason, queue=queue) if self.dead_letter_stream else {}
-        args = ["1" if inflight else "0", item if inflight else "", tag or "", self.dead_letter_maxlen]
+        args = ["1" if inflight else "0", item if inflight else "", "0" if tag is None else "1", tag or "",
+                self.dead_letter_maxlen]
         for name, value in fields.items():
             args += [name, value]
         try:
@@ -232,9 +234,11 @@ class Channel(kombu_redis.Channel):
         def guarded(raw_message: Any) -> Any:
             try:
                 return inner(raw_message)
-            except self.connection_errors:
-                raise
             except Exception as exc:  # noqa: BLE001 - nothing on the queue may stop the worker
+                # kombu counts KeyError among connection errors; here it is a field the item lacks, and
+                # re-raising it restarted the consumer, the item back in the queue, forever
+                if isinstance(exc, self.connection_errors) and not isinstance(exc, KeyError):
+                    raise
                 if redis_is_full(exc):  # not the item's fault: it stays in Redis, and comes back
                     logger.warning("Redis is full: a message stays in Redis and is delivered again later")
                     return None
@@ -304,7 +308,7 @@ class Channel(kombu_redis.Channel):
         if self._full_since is not None:
             logger.warning("Redis accepts writes again after %.0f s: taking messages", monotonic() - self._full_since)
             self._full_since = None
-        if not item:
+        if item is None:  # BLMOVE timed out; an empty item (b"") is junk like any other, moved aside below
             raise Empty()
         message, reason = decode_item(item)
         if reason:
@@ -371,12 +375,15 @@ def decode_item(item: bytes) -> tuple[Any, str]:
         return None, f"not JSON: {' '.join(str(exc).split())[:200]}"
     if not is_envelope(message):
         return None, "not a message envelope"
+    if not isinstance((message.get("headers") or {}).get("task"), str):
+        # Celery would read it as a protocol-1 message, and drop it (acknowledged, logged) if its body will not decode
+        return None, "not a task message: no task header"
     return message, ""
 
 
 def _tag_in(raw: bytes) -> str | None:
     """The delivery tag of an item TAKE_MORE recorded (cjson read it; Python may not)."""
-    match = re.search(rb'"delivery_tag"\s*:\s*"([^"\\]{1,200})"', raw)
+    match = re.search(rb'"delivery_tag"\s*:\s*"([^"\\]{0,200})"', raw)  # "" is a tag too
     return match.group(1).decode("utf-8", "replace") if match else None
 
 
