@@ -121,12 +121,12 @@ def named_job_ids(item: bytes | str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def node(logs):
+def node(logs, test_images):
     from devtools.local import Fleet
 
     with Fleet(logs) as fleet:
         worker = fleet.worker("fuzz", concurrency=1, **{**FAST, "max_batch_wait_ms": 5}).wait_ready()
-        yield fleet, worker, fleet.client()
+        yield fleet, worker, fleet.client(), test_images[0][0]
 
 
 def until(condition: Any, timeout: float) -> bool:
@@ -162,7 +162,7 @@ SEEDS = [
 
 
 def test_fuzz_raw_queue_items_end_in_a_result_or_a_dead_letter(node) -> None:
-    fleet, worker, client = node
+    fleet, worker, client, picture = node
     r, queue, stream = client.redis, client.settings.queue, client.settings.dead_letter_stream
     accounted: list[str] = []  # canaries, and the jobs of items that were not moved aside
     tally = {"items": 0, "dead-lettered": 0}
@@ -171,7 +171,7 @@ def test_fuzz_raw_queue_items_end_in_a_result_or_a_dead_letter(node) -> None:
         assert worker.alive(), worker.tail()
         letters = r.xlen(stream)
         r.lpush(queue, item)
-        canary = Job.from_bytes(PNG, "canary", job_id=f"canary-{next(_serial)}-{uuid.uuid4().hex[:8]}")
+        canary = Job.from_bytes(picture, "canary", job_id=f"canary-{next(_serial)}-{uuid.uuid4().hex[:8]}")
         client.submit_jobs([canary], chunk_size=1)
         assert until(lambda: canary.job_id in client.fetch([canary.job_id]), 30), worker.tail()
         assert until(lambda: r.llen(queue) + r.llen(queue + ":inflight") + r.hlen("unacked") == 0, 10), \
