@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from wire.settings import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CHECKPOINT = REPO_ROOT / "models" / "compact" / "model.pt"
+MODELS_DIR = REPO_ROOT / "models"
+DEFAULT_MODEL = "compact"  # the folder under the models directory that a worker serves by default
+DEFAULT_CHECKPOINT = MODELS_DIR / DEFAULT_MODEL / "model.pt"
 
 
 class WorkerSettings(ServiceSettings):
-    checkpoint: Path = Field(DEFAULT_CHECKPOINT, description="model.pt written by ml.train")
+    models_dir: Path = Field(MODELS_DIR, description="checkpoints live here; `control reload_model` loads "
+                             "nothing outside it (a path relative to it, or an absolute path inside it)")
+    checkpoint: Path = Field(DEFAULT_CHECKPOINT, description=f"model.pt written by ml.train (default: "
+                             f"<models_dir>/{DEFAULT_MODEL}/model.pt)")
     max_batch_size: int = Field(256, ge=1, le=8192, description="jobs per forward pass, at most")
     max_batch_wait_ms: float = Field(10.0, ge=0, le=10_000,
                                      description="a batch closes when its oldest job has waited this long")
@@ -24,15 +29,45 @@ class WorkerSettings(ServiceSettings):
     visibility_timeout_s: int = Field(
         300, ge=1, description="an unacknowledged message is redelivered after this long (worker lost)")
     restore_interval_s: int = Field(10, ge=1, description="how often a worker looks for such messages")
-    max_image_pixels: int = Field(40_000_000, ge=1, description="largest accepted width x height")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="largest accepted width x height (a JPEG: "
+                                  "decoded at 1/2-1/8 scale)")
+    max_image_pixels_png: int = Field(16_000_000, ge=1, description="largest width x height of a PNG, which has "
+                                      "no reduced decode (docs/decoders.md: 0.2 s and 92 MB at 16 M)")
+    max_image_pixels_webp: int = Field(16_000_000, ge=1, description="largest width x height of a WebP, which "
+                                       "has no reduced decode (a 1.6 KB lossless WebP can claim 40 M)")
+    colours: bool = Field(True, description="name each item's dominant colours (a JPEG is then decoded in colour: "
+                          "docs/colour.md gives the cost)")
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024,
                                    description="larger messages are rejected unread (a chunk of images, base64)")
     allow_eviction: bool = Field(
         False, description="start even when Redis's maxmemory-policy may evict keys (queued jobs, unread results "
         "may vanish); without it a worker refuses such a Redis")
-    review_threshold: float = Field(
-        0.62, ge=0, le=1, description="tags below this confidence get needs_review (0.62: 97% precision of the "
-        "unflagged tags of the default model on photo-like validation images; rerun ml.photo_eval per model)")
+    review_threshold: float | None = Field(
+        None, ge=0, le=1, description="tags below this confidence get needs_review; unset: the threshold "
+        "ml.photo_eval chose for the served checkpoint (97% precision of the unflagged tags on photo-like "
+        "validation images, in photo_metrics.json beside it), else 0.5")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checkpoint_follows_models_dir(cls, data: Any) -> Any:
+        # An image that keeps its models elsewhere sets TAGGER_MODELS_DIR alone.
+        if isinstance(data, dict) and data.get("models_dir") and not data.get("checkpoint"):
+            data = {**data, "checkpoint": Path(data["models_dir"]) / DEFAULT_MODEL / "model.pt"}
+        return data
+
+    def allowed_checkpoint(self, path: str | Path) -> Path:
+        """`path` (relative to models_dir, or absolute) resolved, if it is a file inside models_dir.
+
+        `control reload_model` takes a path from anyone who can write to Redis: it may load
+        only what the operator put in the models directory (no `..`, no symlink out).
+        """
+        root = Path(self.models_dir).expanduser().resolve()
+        resolved = (root / Path(path).expanduser()).resolve()
+        if not resolved.is_relative_to(root):
+            raise ValueError(f"{path}: outside the models directory {root} (TAGGER_MODELS_DIR)")
+        if not resolved.is_file():
+            raise ValueError(f"{resolved}: no such checkpoint file")
+        return resolved
 
     @model_validator(mode="after")
     def _visibility_covers_a_batch(self) -> "WorkerSettings":

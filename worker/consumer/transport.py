@@ -125,6 +125,17 @@ class QoS(kombu_redis.QoS):
             client.eval(RESTORE, 2 + len(queues), self.unacked_index_key, self.unacked_key, *queues, tag, envelope,
                         int(leftmost))
 
+    def renew(self, delivery_tags: list[str]) -> None:
+        """Extend the visibility of messages this worker still holds: only a worker that is really
+        gone has its messages restored, however long its batches run (ZADD XX: an acknowledged
+        tag is not brought back)."""
+        if delivery_tags:
+            try:
+                with self.channel.conn_or_acquire() as client:
+                    client.zadd(self.unacked_index_key, dict.fromkeys(delivery_tags, time()), xx=True)
+            except OutOfMemoryError:  # refused while Redis is full; so is restore_visible's lock: nothing restores
+                self.channel._wait_for_room()
+
     def restore_visible(self, *args: Any, **kwargs: Any) -> None:
         try:
             super().restore_visible(*args, **kwargs)

@@ -17,6 +17,7 @@ from dataclasses import asdict
 from functools import lru_cache
 from typing import Any
 
+from ml import colour
 from ml.preprocess import Limits
 from wire.errors import DecodeError, ErrorCode
 from wire.messages import Job, Status, TagResult
@@ -47,7 +48,8 @@ def publisher() -> Publisher:
 @lru_cache(maxsize=1)
 def limits() -> Limits:
     s = settings()
-    return Limits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+    return Limits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels, max_pixels_png=s.max_image_pixels_png,
+                  max_pixels_webp=s.max_image_pixels_webp)
 
 
 def run_batch(payload: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +77,7 @@ def run_batch(payload: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
         deliveries[i] = 1 + n
     report.seconds["parse"] += time.perf_counter() - t
 
-    clf = inference.get(ctx["checkpoint"], ctx["generation"], s.device, s.torch_threads)
+    clf = inference.get(ctx["checkpoint"], ctx["generation"], s)
     report.model = clf.info()
     fresh = [b for b, n in zip(bodies, deliveries) if n == 1]
     suspects = [(str(m.get("id")), b, n) for b, m, n in zip(bodies, metas, deliveries) if 1 < n <= s.max_attempts]
@@ -154,11 +156,14 @@ def _run_messages(pub: Publisher, clf: inference.Classifier, bodies: list[bytes 
         if job.job_id in newly_failed:
             pub.dead_letter(job, f"no result after {attempts[job.job_id] - 1} deliveries", attempts[job.job_id] - 1)
             report.dead_lettered += 1
-    if fresh:
-        _publish(pub, classify(clf, fresh, attempts, limits(), s.review_threshold, report, worker), report)
+    # At most max_batch_size jobs per forward pass, however many one message brought: a pool
+    # process's memory does not grow with the jobs in a message.
+    for start in range(0, len(fresh), s.max_batch_size):
+        chunk = fresh[start : start + s.max_batch_size]
+        _publish(pub, classify(clf, chunk, attempts, limits(), clf.review_threshold, s.colours, report, worker), report)
     for job in isolation_order(suspects, attempts):
         report.isolated += 1
-        _publish(pub, classify(clf, [job], attempts, limits(), s.review_threshold, report, worker), report)
+        _publish(pub, classify(clf, [job], attempts, limits(), clf.review_threshold, s.colours, report, worker), report)
 
 
 def isolation_order(suspects: list[Job], attempts: dict[str, int]) -> list[Job]:
@@ -186,7 +191,7 @@ def _parse_all(pub: Publisher, bodies: list[bytes | str], worker: str | None,
     invalid: list[TagResult] = []
     for body in bodies:
         try:
-            ok, bad = parse_message(body, worker)
+            ok, bad = parse_message(body, worker, settings().max_jobs_per_message)
         except DecodeError as exc:
             report.invalid_messages += 1
             logger.error("dead-lettered a malformed message: %s", exc)
@@ -205,13 +210,15 @@ def _parse_all(pub: Publisher, bodies: list[bytes | str], worker: str | None,
 def describe_model(ctx: dict[str, Any]) -> dict[str, Any]:
     """Load (or swap to) the context's checkpoint in this process and describe it."""
     s = settings()
-    return inference.get(ctx["checkpoint"], ctx["generation"], s.device, s.torch_threads).info()
+    return inference.get(ctx["checkpoint"], ctx["generation"], s).info()
 
 
 def warm_up() -> None:
     """Load the configured model at process start, so the first batch does not wait for it."""
     s = settings()
-    inference.get(str(s.checkpoint), 0, s.device, s.torch_threads)
+    inference.get(str(s.checkpoint), 0, s)
+    if s.colours:
+        colour.warm_up()  # the colour lookup tables, before the first job rather than in it
 
 
 def _publish(pub: Publisher, results: list[TagResult], report: BatchReport) -> list[bool]:
