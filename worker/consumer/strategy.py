@@ -192,8 +192,9 @@ class Batcher:
             payload = self._payload(batch.id, bodies)
         except OutOfMemoryError:  # Redis is full: the batch waits here, whole, and is sent once there is room
             self.queue.put_back(items)
+            if monotonic() > self._full_until + FULL_RETRY_S:  # once a spell, not at every try
+                logger.warning("Redis is full: a batch of %d jobs waits for room to be sent", batch.jobs)
             self._full_until = monotonic() + FULL_RETRY_S
-            logger.warning("Redis is full: a batch of %d jobs waits for room to be sent", batch.jobs)
             return
         except self.errors as exc:
             self._start(batch)
