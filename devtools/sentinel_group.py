@@ -1,6 +1,6 @@
 """Redis with failover on loopback: a primary, a replica and three Sentinels, for the failover test.
 
-    with SentinelGroup(password="pw") as group:
+    with SentinelGroup(password="pw", sentinel_password="spw") as group:
         group.url                      # sentinel://:pw@127.0.0.1:P1/0;sentinel://:pw@127.0.0.1:P2/0;...
         group.kill_primary()           # kill -9; the Sentinels promote the replica
         group.wait_for_failover()
@@ -26,8 +26,8 @@ class Sentinel(RedisServer):
     """One `redis-server sentinel.conf --sentinel` process watching `primary`."""
 
     def __init__(self, primary: RedisServer, quorum: int, down_after_ms: int, failover_timeout_ms: int,
-                 master: str = MASTER) -> None:
-        super().__init__()
+                 master: str = MASTER, password: str | None = None) -> None:
+        super().__init__(password=password)
         self.primary, self.master = primary, master
         self.lines = [f"sentinel monitor {master} 127.0.0.1 {primary.port} {quorum}",
                       f"sentinel down-after-milliseconds {master} {down_after_ms}",
@@ -35,6 +35,8 @@ class Sentinel(RedisServer):
                       f"sentinel parallel-syncs {master} 1"]
         if primary.password:
             self.lines.append(f"sentinel auth-pass {master} {primary.password}")
+        if password:  # the Sentinels' own: clients and the other Sentinels give it
+            self.lines += [f"requirepass {password}", f"sentinel sentinel-pass {password}"]
 
     def command(self) -> list[str]:
         conf = self.dir / "sentinel.conf"
@@ -52,9 +54,10 @@ class Sentinel(RedisServer):
 
 
 class SentinelGroup:
-    def __init__(self, password: str | None = None, sentinels: int = 3, down_after_ms: int = 1000,
-                 failover_timeout_ms: int = 3000, appendonly: bool = True) -> None:
-        self.password = password
+    def __init__(self, password: str | None = None, sentinel_password: str | None = None, sentinels: int = 3,
+                 down_after_ms: int = 1000, failover_timeout_ms: int = 3000, appendonly: bool = True) -> None:
+        """`password`: the primary's and the replica's; `sentinel_password`: the Sentinels' own."""
+        self.password, self.sentinel_password = password, sentinel_password
         self.primary = RedisServer(appendonly=appendonly, password=password)
         self.replica = RedisServer(appendonly=appendonly, password=password)
         self.sentinels: list[Sentinel] = []
@@ -70,7 +73,8 @@ class SentinelGroup:
         self.primary.start()
         self.replica.config["replicaof"] = f"127.0.0.1 {self.primary.port}"
         self.replica.start()
-        self.sentinels = [Sentinel(self.primary, *self.options).start() for _ in range(self.count)]
+        self.sentinels = [Sentinel(self.primary, *self.options, password=self.sentinel_password).start()
+                          for _ in range(self.count)]
         deadline = time.monotonic() + timeout
         while not self._settled():  # the replica in sync, every Sentinel aware of the replica and of each other
             if time.monotonic() > deadline:
