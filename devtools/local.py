@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
 from celery import Celery
 
 from devtools.redis_server import RedisServer
 from producer.client import TaggerClient
+from wire.settings import ServiceSettings
 from worker.settings import REPO_ROOT as ROOT
 
 
@@ -38,6 +40,8 @@ class LocalWorker:
         env.update({f"TAGGER_{k.upper()}": str(v) for k, v in settings.items()})
         cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "-n", self.node, "-c", str(concurrency),
                "-P", pool, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel, *extra_args]
+        self.service = ServiceSettings().model_copy(update={"redis_url": redis_url, **{
+            k: v for k, v in settings.items() if k in ServiceSettings.model_fields}})
         self._log_file = self.log.open("ab")
         self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -58,9 +62,12 @@ class LocalWorker:
     def control(self, command: str, timeout: float = 5.0, **arguments: Any) -> dict[str, Any]:
         """Ask this node a remote-control command; {} if it did not answer."""
         app = Celery(broker=self.redis_url)
+        app.conf.update(self.service.celery_options())  # behind Sentinel: the master's name
         try:
             replies = app.control.broadcast(command, arguments=arguments, destination=[self.node], reply=True,
                                             timeout=timeout)
+        except redis.exceptions.ConnectionError:  # e.g. just after a failover: did not answer
+            return {}
         finally:
             app.close()
         for reply in replies:

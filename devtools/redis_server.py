@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Mapping
 
 import redis
 
@@ -61,8 +62,11 @@ class RedisServer:
     """Start with `with RedisServer() as server: server.url`; `restart()` keeps port and data."""
 
     def __init__(self, appendonly: bool = False, password: str | None = None, port: int | None = None,
-                 directory: str | os.PathLike[str] | None = None, tls: bool = False) -> None:
+                 directory: str | os.PathLike[str] | None = None, tls: bool = False,
+                 config: Mapping[str, str] | None = None) -> None:
+        """`config`: more redis.conf directives, e.g. {"maxmemory": "4mb", "replicaof": "127.0.0.1 6380"}."""
         self.binary = find_binary(tls)
+        self.config = dict(config or {})
         self.tls = tls
         self.port = port or free_port()
         self.password = password
@@ -82,18 +86,7 @@ class RedisServer:
         return redis.Redis.from_url(self.url)
 
     def start(self, timeout: float = 10.0) -> "RedisServer":
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-                "--appendfsync", "everysec", "--daemonize", "no", "--loglevel", "warning",
-                "--logfile", str(self.dir / "redis.log")]
-        if self.password:
-            args += ["--requirepass", self.password]
-        if self.tls:
-            self._make_certificates()
-            args[1:3] = ["--port", "0", "--tls-port", str(self.port)]
-            args += ["--tls-cert-file", str(self.dir / "redis.crt"), "--tls-key-file", str(self.dir / "redis.key"),
-                     "--tls-ca-cert-file", str(self.dir / "ca.crt"), "--tls-auth-clients", "no"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -105,6 +98,22 @@ class RedisServer:
                 log = (self.dir / "redis.log").read_text(errors="replace")[-2000:] if (self.dir / "redis.log").exists() else ""
                 raise RuntimeError(f"redis-server on port {self.port} did not start: {log}")
             time.sleep(0.05)
+
+    def command(self) -> list[str]:
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+                "--appendfsync", "everysec", "--daemonize", "no", "--loglevel", "warning",
+                "--logfile", str(self.dir / "redis.log")]
+        if self.password:
+            args += ["--requirepass", self.password, "--masterauth", self.password]
+        for name, value in self.config.items():
+            args += [f"--{name}", *(value.split() or [value])]
+        if self.tls:
+            self._make_certificates()
+            args[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            args += ["--tls-cert-file", str(self.dir / "redis.crt"), "--tls-key-file", str(self.dir / "redis.key"),
+                     "--tls-ca-cert-file", str(self.dir / "ca.crt"), "--tls-auth-clients", "no"]
+        return args
 
     def _make_certificates(self) -> None:
         """A throwaway CA and a server certificate for 127.0.0.1 (needs the openssl command)."""

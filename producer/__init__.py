@@ -8,11 +8,17 @@ No torch, numpy or Pillow: the base install is enough.
 """
 
 from producer.client import JobHandle, TaggerClient
-from producer.errors import DecodeError, QueueFull, ResultTimeout, TaggerError
+from producer.errors import (
+           DecodeError,
+           QueueFull,
+           RedisFull,
+           ResultTimeout,
+           TaggerError,
+)
 from producer.settings import ClientSettings
 from wire.dead_letters import DeadLetter
 from wire.errors import ErrorCode
 from wire.messages import Job, Status, TagResult
 
 __all__ = ["TaggerClient", "JobHandle", "ClientSettings", "Job", "TagResult", "Status", "ErrorCode", "DeadLetter",
-           "TaggerError", "DecodeError", "QueueFull", "ResultTimeout"]
+           "TaggerError", "DecodeError", "QueueFull", "RedisFull", "ResultTimeout"]

@@ -17,7 +17,7 @@ from typing import Sequence
 import redis
 
 from producer.client import TaggerClient
-from producer.errors import QueueFull, ResultTimeout
+from producer.errors import QueueFull, RedisFull, ResultTimeout
 from producer.settings import ClientSettings
 from wire.formats import SNIFF_BYTES, sniff_format
 
@@ -42,7 +42,12 @@ def _check_images(paths: Sequence[str]) -> list[Path]:
 def cmd_submit(client: TaggerClient, args: argparse.Namespace) -> int:
     paths = _check_images(args.images)
     jobs = [client.job(p, product_id=p.name) for p in paths]
-    handles = client.submit_jobs(jobs, chunk_size=args.chunk_size)
+    try:
+        handles = client.submit_jobs(jobs, chunk_size=args.chunk_size)
+    except RedisFull as exc:  # say which jobs were queued before Redis filled up, then exit 6
+        for job in jobs[:len(exc.enqueued)]:
+            print(json.dumps({"job_id": job.job_id, "product_id": job.product_id, "status": "queued"}), flush=True)
+        raise
     if not args.wait:
         for h in handles:
             print(json.dumps({"job_id": h.job_id, "product_id": h.product_id, "status": "queued"}), flush=True)
@@ -136,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ResultTimeout as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 5
+    except RedisFull as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 6
     except KeyboardInterrupt:
         return 130
 

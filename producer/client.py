@@ -17,9 +17,9 @@ from typing import Any, Iterable, Iterator, Union
 
 import redis
 
-from producer.errors import QueueFull, ResultTimeout
+from producer.errors import QueueFull, RedisFull, ResultTimeout
 from producer.settings import ClientSettings
-from wire.connection import connect
+from wire.connection import redis_is_full
 from wire.dead_letters import DeadLetter
 from wire.envelope import task_envelope
 from wire.errors import DecodeError
@@ -29,6 +29,7 @@ from wire.messages import Job, Metadata, TagResult
 ImageInput = Union[bytes, str, Path]
 PIPELINE_JOBS = 1_024  # jobs per Redis round trip in submit_many: workers start while the rest is built
 MGET_KEYS = 1_000
+MEMORY_CHECK_S = 1.0  # a client looks at Redis's memory use at least this often (and when near its limit)
 
 
 def read_image(image: ImageInput, max_bytes: int) -> bytes:
@@ -75,8 +76,10 @@ class TaggerClient:
     def __init__(self, settings: ClientSettings | None = None, **overrides: Any) -> None:
         base = settings or ClientSettings()
         self.settings = base.model_copy(update=overrides) if overrides else base
-        self.redis = connect(self.settings.redis_url)
+        self.redis = self.settings.redis_client()
         self._celery: Any = None
+        self._memory: tuple[int, int] | None = None  # Redis's used_memory (plus what we sent since) and maxmemory
+        self._memory_at = 0.0
 
     @property
     def celery(self) -> Any:
@@ -85,7 +88,8 @@ class TaggerClient:
             from celery import Celery
 
             self._celery = Celery("tagger-client", broker=self.settings.redis_url, backend=self.settings.redis_url)
-            self._celery.conf.update(result_serializer="json", accept_content=["json"], result_accept_content=["json"])
+            self._celery.conf.update(result_serializer="json", accept_content=["json"], result_accept_content=["json"],
+                                     **self.settings.celery_options())
         return self._celery
 
     # --- submitting -------------------------------------------------------------------------
@@ -114,18 +118,29 @@ class TaggerClient:
 
         Envelopes are built one pipeline at a time, so memory stays flat for large submissions
         and the first messages reach the workers while later ones are still being built.
+        Raises RedisFull when Redis is (nearly) full: each pipeline is one transaction, enqueued
+        whole or not at all, so the jobs it reports enqueued are the submission's first ones.
         """
         size = chunk_size or self.settings.chunk_size
         s = self.settings
         per_pipeline = max(size, PIPELINE_JOBS // size * size)
         for start in range(0, len(jobs), per_pipeline):
             self._wait_for_room()
-            pipe = self.redis.pipeline(transaction=False)
             group = jobs[start:start + per_pipeline]
-            for i in range(0, len(group), size):
-                pipe.lpush(s.queue, task_envelope(s.task_name, s.queue,
-                                                  [j.model_dump(mode="json") for j in group[i:i + size]]))
-            pipe.execute()
+            envelopes = [task_envelope(s.task_name, s.queue, [j.model_dump(mode="json") for j in group[i:i + size]])
+                         for i in range(0, len(group), size)]
+            if why := self._no_room_for(sum(len(e) for e in envelopes)):
+                raise redis_full(jobs, start, why)
+            # MULTI/EXEC: a full Redis refuses the whole pipeline, so what was enqueued is a prefix
+            pipe = self.redis.pipeline(transaction=True)
+            for envelope in envelopes:
+                pipe.lpush(s.queue, envelope)
+            try:
+                pipe.execute()
+            except redis.exceptions.ResponseError as exc:
+                if redis_is_full(exc):
+                    raise redis_full(jobs, start, "maxmemory reached: it refuses writes") from None
+                raise
         return [JobHandle(j.job_id, j.product_id, self) for j in jobs]
 
     def queue_length(self) -> int:
@@ -143,6 +158,32 @@ class TaggerClient:
                 raise QueueFull(f"queue {self.settings.queue!r} holds {n:,} messages; the limit is {limit:,}")
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+    def _no_room_for(self, size: int) -> str:
+        """Why `size` more bytes must not be queued now ("" if they may): Redis's memory use would pass
+        `submit_memory_fraction` of its maxmemory.
+
+        Submissions stop short of the limit: a Redis filled to the brim by producers refuses the
+        workers' results too, and the queue that would free memory stops draining. Redis is asked
+        (INFO) when the bytes sent since the last look could reach the threshold, or a second has passed.
+        """
+        s = self.settings
+        if s.submit_memory_fraction >= 1:  # no look: only Redis's own refusal
+            return ""
+        if (self._memory is None or time.monotonic() - self._memory_at > MEMORY_CHECK_S
+                or self._memory[0] + size > s.submit_memory_fraction * self._memory[1] > 0):
+            try:
+                info = self.redis.info("memory")
+            except redis.exceptions.ResponseError:  # INFO disabled (some managed Redis): Redis's own refusal remains
+                info = {}
+            self._memory = (int(info.get("used_memory") or 0), int(info.get("maxmemory") or 0))
+            self._memory_at = time.monotonic()
+        used, limit = self._memory
+        if limit and used + size > s.submit_memory_fraction * limit:
+            return (f"{used / limit:.0%} of its maxmemory in use, {size:,} bytes more to queue; submissions stop "
+                    f"at {s.submit_memory_fraction:.0%}, the rest is for the workers' results")
+        self._memory = (used + size, limit)
+        return ""
 
     # --- dead letters -----------------------------------------------------------------------
 
@@ -273,6 +314,13 @@ class TaggerClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def redis_full(jobs: list[Job], accepted: int, why: str) -> RedisFull:
+    ids = [j.job_id for j in jobs]
+    return RedisFull(f"Redis is full ({why}): {accepted:,} of {len(jobs):,} jobs were enqueued (the first "
+                     f"{accepted:,}); submit the other {len(jobs) - accepted:,} again once it has room",
+                     ids[:accepted], ids[accepted:])
 
 
 def _meta_result(raw: bytes) -> dict[str, Any]:

@@ -5,13 +5,18 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready, worker_shutting_down
 
+from wire.sentinel import is_sentinel
+from worker.consumer.memory_policy import MemoryPolicyCheck
 from worker.settings import WorkerSettings
 
 settings = WorkerSettings()
 
 app = Celery("tagger", broker=settings.redis_url, backend=settings.redis_url)
+redis_options = settings.celery_options()  # Sentinel's master name, for sentinel:// URLs
 app.conf.update(
-    broker_transport="worker.consumer.transport:Transport",  # kombu's Redis transport, hardened against junk
+    # kombu's Redis transport, hardened against junk (behind Sentinel: the same channel, on Sentinel's pool)
+    broker_transport=("worker.consumer.sentinel:SentinelTransport" if is_sentinel(settings.redis_url)
+                      else "worker.consumer.transport:Transport"),
     # JSON only, in and out: nothing is ever unpickled.
     task_serializer="json",
     result_serializer="json",
@@ -28,8 +33,8 @@ app.conf.update(
         "unacked_restore_throttle": 1,
         # kombu holds this mutex (a key with a TTL) while it sweeps for messages to restore; a sweep
         # cut short by a Redis restart left it for kombu's default 300 s, with no restores meanwhile
-        # (the AOF keeps the key). A sweep takes milliseconds, and restoring a tag is a WATCHed
-        # transaction, so two sweeps at once do no harm: 3 intervals is plenty.
+        # (the AOF keeps the key). A sweep takes milliseconds, and restoring a tag is one script that
+        # puts it back only once (worker.consumer.transport), so two sweeps at once do no harm: 3 intervals is plenty.
         "unacked_mutex_expire": 3 * settings.restore_interval_s,
         "priority_steps": [0],  # one Redis list per queue: what worker.consumer.transport makes reliable
         "socket_timeout": 30,
@@ -37,14 +42,19 @@ app.conf.update(
         # where worker.consumer.transport moves items it cannot deliver, and messages rejected without requeue
         "dead_letter_stream": settings.dead_letter_stream,
         "dead_letter_maxlen": settings.dead_letter_maxlen,
+        **redis_options.get("broker_transport_options", {}),
     },
-    result_backend_transport_options={"retry_policy": {"timeout": 10.0}},
+    result_backend_transport_options={"retry_policy": {"timeout": 10.0},
+                                      **redis_options.get("result_backend_transport_options", {})},
     # The batcher sets the real prefetch (counted in jobs) once messages flow; this
     # is only the start value, large enough for full batches of single-job messages.
     worker_prefetch_multiplier=2 * settings.max_batch_size,
     result_expires=settings.result_ttl_s,
     broker_connection_retry_on_startup=True,
     broker_connection_max_retries=None,  # keep reconnecting (with backoff) while Redis is down
+    # Redis errors while the consumer (re)starts, such as a full Redis refusing kombu's queue
+    # declaration, restart the consumer (with backoff) instead of stopping the node.
+    broker_channel_error_retry=True,
     # Importing torch and loading the model in a fresh pool process can take longer
     # than Celery's default 4 s on a busy machine.
     worker_proc_alive_timeout=60.0,
@@ -52,6 +62,12 @@ app.conf.update(
     task_send_sent_event=False,
 )
 app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
+# Only the tagger's task runs here. Celery's built-in ones (celery.chain, celery.accumulate, ...)
+# would run whatever a message pushed onto the queue asks of them, and its jobs would get no
+# result; unregistered, such a message is refused like any unknown task, into the dead letters.
+for _name in [name for name in app.tasks if name != settings.task_name]:
+    app.tasks.unregister(_name)
+app.steps["consumer"].add(MemoryPolicyCheck)  # refuse a Redis whose memory policy may evict queued jobs
 
 import worker.control  # noqa: E402,F401  (registers `inspect model`, `inspect batching`, `control reload_model`)
 

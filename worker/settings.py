@@ -39,6 +39,9 @@ class WorkerSettings(ServiceSettings):
                           "docs/colour.md gives the cost)")
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024,
                                    description="larger messages are rejected unread (a chunk of images, base64)")
+    allow_eviction: bool = Field(
+        False, description="start even when Redis's maxmemory-policy may evict keys (queued jobs, unread results "
+        "may vanish); without it a worker refuses such a Redis")
     review_threshold: float | None = Field(
         None, ge=0, le=1, description="tags below this confidence get needs_review; unset: the threshold "
         "ml.photo_eval chose for the served checkpoint (97% precision of the unflagged tags on photo-like "

@@ -59,3 +59,14 @@ def test_the_job_count_of_any_message_is_1_to_cap_and_never_raises() -> None:
         assert count_jobs({"n": header}, body, "n", cap=100) == 2, header
     for headers, raw in (([], b"[[[]],{},{}]"), ("x", None), ({}, 12345), ({}, ""), ({}, "[" * 10_000)):
         assert count_jobs(headers, raw, "n", cap=100) == 1
+
+
+def test_a_batch_put_back_comes_out_first_and_whole() -> None:
+    q = BatchQueue(max_batch_size=4, max_wait_s=0.01)
+    for name, jobs in (("a", 2), ("b", 2), ("c", 1)):
+        q.put(name, jobs, now=0.0)
+    batch = q.take()
+    assert [p.item for p in batch] == ["a", "b"] and q.jobs == 1
+    q.put_back(batch)  # Redis refused its key: it waits, in its order, with its arrival times
+    assert q.jobs == 5 and q.deadline() == 0.01
+    assert [p.item for p in q.take()] == ["a", "b"] and [p.item for p in q.take()] == ["c"]

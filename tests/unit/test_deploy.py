@@ -12,6 +12,9 @@ def test_docker_compose_matches_the_real_entry_points() -> None:
     services = compose["services"]
     redis_svc, worker_svc = services["redis"], services["worker"]
     assert "healthcheck" in redis_svc and "redis-cli" in " ".join(redis_svc["healthcheck"]["test"])
+    redis_cmd = redis_svc["command"]
+    assert redis_cmd[redis_cmd.index("--appendonly") + 1] == "yes"  # queued jobs survive a restart
+    assert redis_cmd[redis_cmd.index("--maxmemory-policy") + 1] == "noeviction"  # workers refuse anything else
     command = worker_svc["command"] if isinstance(worker_svc["command"], list) else worker_svc["command"].split()
     assert command[:4] == ["celery", "-A", "worker", "worker"]
     env = worker_svc["environment"]

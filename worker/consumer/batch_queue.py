@@ -95,6 +95,11 @@ class BatchQueue(Generic[T]):
         self._jobs -= size
         return batch
 
+    def put_back(self, batch: list[Pending[T]]) -> None:
+        """A batch taken but not sent returns to the front, in its order, with its arrival times."""
+        self._items.extendleft(reversed(batch))
+        self._jobs += sum(p.jobs for p in batch)
+
     def drain(self) -> list[Pending[T]]:
         """Everything waiting (on shutdown or a lost connection)."""
         items = list(self._items)

@@ -26,13 +26,13 @@ from time import monotonic
 from typing import Any, Callable
 
 from celery.worker import state as worker_state
+from redis.exceptions import OutOfMemoryError
 
-from wire.connection import connect
 from wire.envelope import JOBS_HEADER
 from wire.messages import JOB_ID_PATTERN
 from worker.consumer.batch_queue import BatchQueue, Pending, count_jobs
 from worker.consumer.stats import BatchingStats
-from worker.consumer.transport import QUARANTINED
+from worker.consumer.transport import FULL_RETRY_S, QUARANTINED
 from worker.pool import describe_model, run_batch
 from worker.settings import WorkerSettings
 
@@ -104,7 +104,8 @@ class Batcher:
         self._tref_at: float | None = None
         self._lease_tref: Any = None
         self._jobs_per_message = 1.0
-        self.redis = connect(settings.redis_url)  # for large batches' bodies (see _payload)
+        self._full_until = 0.0  # monotonic time before which no batch is sent (Redis refused its key)
+        self.redis = settings.redis_client()  # for large batches' bodies (see _payload)
 
     # --- messages in ----------------------------------------------------------------------
 
@@ -165,9 +166,11 @@ class Batcher:
         if self.closing:
             return
         now = monotonic()
-        while len(self.inflight) < self.concurrency and self.queue.ready(now):
+        while len(self.inflight) < self.concurrency and now >= self._full_until and self.queue.ready(now):
             self._dispatch(self.queue.take())
         deadline = self.queue.deadline()
+        if deadline is not None:
+            deadline = max(deadline, self._full_until)
         if deadline is not None and len(self.inflight) < self.concurrency:
             if self._tref is None or (self._tref_at is not None and deadline < self._tref_at):
                 if self._tref is not None:
@@ -184,18 +187,28 @@ class Batcher:
 
     def _dispatch(self, items: list[Pending[Any]]) -> None:
         batch = InflightBatch(self.task_name, self.hostname, items)
-        self.inflight[batch.id] = batch
-        worker_state.task_accepted(batch)  # visible in `inspect active` and `inspect stats`
         bodies = [p.item[0].body for p in items]
         try:
             payload = self._payload(batch.id, bodies)
+        except OutOfMemoryError:  # Redis is full: the batch waits here, whole, and is sent once there is room
+            self.queue.put_back(items)
+            if monotonic() > self._full_until + FULL_RETRY_S:  # once a spell, not at every try
+                logger.warning("Redis is full: a batch of %d jobs waits for room to be sent", batch.jobs)
+            self._full_until = monotonic() + FULL_RETRY_S
+            return
         except self.errors as exc:
+            self._start(batch)
             return self._on_error(batch, exc)
+        self._start(batch)
         payload["messages"] = [message_meta(p.item[0]) for p in items]
         self.pool.apply_async(run_batch, args=(payload, self._ctx()),
                               callback=partial(self._on_done, batch),
                               error_callback=partial(self._on_error, batch),
                               accept_callback=partial(self._on_accepted, batch))
+
+    def _start(self, batch: InflightBatch) -> None:
+        self.inflight[batch.id] = batch
+        worker_state.task_accepted(batch)  # visible in `inspect active` and `inspect stats`
 
     def _payload(self, batch_id: str, bodies: list[bytes]) -> dict[str, Any]:
         """A small batch travels in the call itself; a large one waits in Redis for its process.

@@ -21,6 +21,11 @@
    wrong content type, too large). Nothing is left in the queue and nothing is dropped
    silently. Bad bodies and bad jobs inside good envelopes are handled further on
    (worker.consumer.strategy, worker.pool.pipeline).
+3. A full Redis stops nothing either. Under maxmemory with noeviction, Redis refuses every
+   command that may add memory and every MULTI/EXEC, even one that only deletes; kombu's
+   bookkeeping is all MULTI/EXEC, and the refusal stopped the node. Here acks, restores and
+   moves aside are Lua scripts that remove before they add (Redis lets a script that has
+   written go on), and a refused BLMOVE makes the consumer ask again a second later.
 """
 
 from __future__ import annotations
@@ -30,26 +35,32 @@ import re
 from collections import Counter
 from pathlib import Path
 from queue import Empty
-from time import monotonic, time
+from time import monotonic, sleep, time
 from typing import Any
 
+from celery.worker import state as worker_state
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
+from redis.exceptions import OutOfMemoryError, ResponseError
 
+from wire.connection import redis_is_full
 from wire.dead_letters import raw_excerpt, raw_fields
 
 logger = logging.getLogger(__name__)
 
 INFLIGHT_SUFFIX = ":inflight"
 MAX_EXTRA_PER_FETCH = 128
+FULL_RETRY_S = 1.0  # while Redis refuses writes, how often the consumer asks for messages again
 DEFAULT_REJECT_REASON = "rejected by the worker without requeue (unknown task, or a message it cannot run)"
 # Items moved aside since this process started, by reason: `inspect batching` shows them.
 QUARANTINED: Counter[str] = Counter()
 LUA = Path(__file__).with_name("lua")
 TAKE_MORE = (LUA / "take_more.lua").read_text()
 RESTORE_ORPHAN = (LUA / "restore_orphan.lua").read_text()
+RECORD, ACK, RESTORE, MOVE_ASIDE = ((LUA / f"{name}.lua").read_text()
+                                    for name in ("record", "ack", "restore", "move_aside"))
 
 
 def inflight_key(queue: str) -> str:
@@ -60,11 +71,16 @@ def is_envelope(message: Any) -> bool:
     if not isinstance(message, dict) or "body" not in message:
         return False
     props = message.get("properties")
-    return (isinstance(props, dict) and "delivery_tag" in props and isinstance(props.get("delivery_info"), dict)
-            and isinstance(message.get("headers", {}), dict))
+    # kombu keys its bookkeeping by the tag: a number would be recorded as text and never found again
+    return (isinstance(props, dict) and isinstance(props.get("delivery_tag"), str)
+            and isinstance(props.get("delivery_info"), dict) and isinstance(message.get("headers", {}), dict))
 
 
 class QoS(kombu_redis.QoS):
+    """kombu's unacked bookkeeping, in Lua scripts instead of MULTI/EXEC: a full Redis (maxmemory,
+    noeviction) refuses every transaction, even one that only deletes, and kombu's restore would
+    then fail halfway or stop the node; these scripts free memory before they add any."""
+
     def append(self, message: Any, delivery_tag: str) -> None:
         if self.channel._prerecorded:  # TAKE_MORE already recorded it in Redis
             return virtual.QoS.append(self, message, delivery_tag)
@@ -73,20 +89,18 @@ class QoS(kombu_redis.QoS):
             return super().append(message, delivery_tag)
         source, raw = moved
         delivery = message.delivery_info
-        with self.pipe_or_acquire() as pipe:  # a MULTI/EXEC transaction
-            pipe.zadd(self.unacked_index_key, {delivery_tag: time()}) \
-                .hset(self.unacked_key, delivery_tag,
-                      dumps([message._raw, delivery["exchange"], delivery["routing_key"]])) \
-                .lrem(source, 1, raw) \
-                .execute()
+        record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+        with self.channel.conn_or_acquire() as client:
+            client.eval(RECORD, 3, self.unacked_index_key, self.unacked_key, source, delivery_tag, time(), record, raw)
         virtual.QoS.append(self, message, delivery_tag)
+
+    def ack(self, delivery_tag: str) -> None:
+        self.ack_many([delivery_tag])
 
     def ack_many(self, delivery_tags: list[str]) -> None:
         """Acknowledge a whole batch's messages in one round trip (kombu acks one at a time)."""
-        with self.pipe_or_acquire() as pipe:
-            for tag in delivery_tags:
-                pipe.zrem(self.unacked_index_key, tag).hdel(self.unacked_key, tag)
-            pipe.execute()
+        with self.channel.conn_or_acquire() as client:
+            client.eval(ACK, 2, self.unacked_index_key, self.unacked_key, *delivery_tags)
         for tag in delivery_tags:
             virtual.QoS.ack(self, tag)
 
@@ -96,22 +110,37 @@ class QoS(kombu_redis.QoS):
         if message is None or not self.channel.dead_letter_stream:
             return super().reject(delivery_tag, requeue)
         reason = self.channel.reject_reasons.pop(delivery_tag, DEFAULT_REJECT_REASON)
-        with self.pipe_or_acquire() as pipe:
-            self._remove_from_indices(delivery_tag, pipe)
-            self.channel.dead_letter(pipe, message._raw, reason)
-            pipe.execute()
+        self.channel.move_aside(message._raw, reason, tag=delivery_tag)
         virtual.QoS.ack(self, delivery_tag)
+
+    def restore_by_tag(self, tag: str, client: Any = None, leftmost: bool = False) -> None:
+        """Put an unacknowledged message back on its queue, marked redelivered (as kombu does)."""
+        with self.channel.conn_or_acquire(client) as client:
+            raw = client.hget(self.unacked_key, tag)
+            queues: list[str] = []
+            envelope = ""
+            if raw is not None:
+                message, exchange, routing_key = loads(bytes_to_str(raw))
+                envelope, queues = self.channel.restore_target(message, exchange, routing_key)
+            client.eval(RESTORE, 2 + len(queues), self.unacked_index_key, self.unacked_key, *queues, tag, envelope,
+                        int(leftmost))
 
     def renew(self, delivery_tags: list[str]) -> None:
         """Extend the visibility of messages this worker still holds: only a worker that is really
         gone has its messages restored, however long its batches run (ZADD XX: an acknowledged
         tag is not brought back)."""
         if delivery_tags:
-            with self.channel.conn_or_acquire() as client:
-                client.zadd(self.unacked_index_key, dict.fromkeys(delivery_tags, time()), xx=True)
+            try:
+                with self.channel.conn_or_acquire() as client:
+                    client.zadd(self.unacked_index_key, dict.fromkeys(delivery_tags, time()), xx=True)
+            except OutOfMemoryError:  # refused while Redis is full; so is restore_visible's lock: nothing restores
+                self.channel._wait_for_room()
 
     def restore_visible(self, *args: Any, **kwargs: Any) -> None:
-        super().restore_visible(*args, **kwargs)
+        try:
+            super().restore_visible(*args, **kwargs)
+        except OutOfMemoryError:  # its lock is a SET NX, refused while Redis is full: next round
+            self.channel._wait_for_room()
         self.channel.restore_orphans()
 
 
@@ -120,6 +149,8 @@ class Channel(kombu_redis.Channel):
     _moved: tuple[str, bytes] | None = None
     _prerecorded = False
     _blmove_queue: str | None = None
+    _full_until = 0.0  # monotonic time before which no BLMOVE is sent (Redis was full)
+    _full_since: float | None = None
     # Where moved-aside items go (worker.app sets these from the service settings).
     dead_letter_stream: str | None = None
     dead_letter_maxlen: int = 10_000
@@ -132,26 +163,75 @@ class Channel(kombu_redis.Channel):
 
     # --- items that must not stop the worker ----------------------------------------------------
 
-    def dead_letter(self, pipe: Any, item: Any, reason: str, queue: str | None = None) -> None:
-        """Queue an XADD of a raw item and its reason to the dead-letter stream on `pipe`."""
+    def move_aside(self, item: Any, reason: str, queue: str = "", inflight: str | None = None,
+                   tag: str | None = None) -> bool:
+        """Move a raw item to the dead letters, out of the inflight list or kombu's unacked set, in one step.
+
+        False if Redis is full and nothing could be removed first: the item stays where it was (the
+        inflight sweep or the visibility timeout brings it back) and is moved aside once there is room.
+        """
+        fields = raw_fields(item, reason, queue=queue) if self.dead_letter_stream else {}
+        args = ["1" if inflight else "0", item if inflight else "", "0" if tag is None else "1", tag or "",
+                self.dead_letter_maxlen]
+        for name, value in fields.items():
+            args += [name, value]
+        try:
+            with self.conn_or_acquire() as client:
+                client.eval(MOVE_ASIDE, 4, inflight or "", self.unacked_index_key, self.unacked_key,
+                            self.dead_letter_stream or "", *args)
+        except ResponseError as exc:
+            if not redis_is_full(exc):
+                raise
+            logger.warning("Redis is full: an item to move aside stays where it is until there is room (%s)", reason)
+            return False
         QUARANTINED[reason.split(":", 1)[0]] += 1
-        if not self.dead_letter_stream:
-            return
-        pipe.xadd(self.dead_letter_stream, raw_fields(item, reason, queue=queue or ""),
-                  maxlen=self.dead_letter_maxlen, approximate=True)
+        return True
 
     def quarantine(self, item: Any, reason: str, queue: str, inflight: str | None = None,
                    recorded_tag: str | None = None) -> None:
         """Move a raw item aside: out of the inflight list or kombu's unacked set, into the dead letters."""
         logger.error("moved an item of queue %r to the dead letters: %s: %s", queue, reason, raw_excerpt(item, 200))
+        self.move_aside(item, reason, queue, inflight=inflight, tag=recorded_tag)
+
+    # --- kombu's declarations, while Redis is full ----------------------------------------------
+
+    def _size(self, queue: str) -> int:
+        """As kombu's, without MULTI/EXEC: a full Redis refuses a transaction even of reads."""
         with self.conn_or_acquire() as client:
-            pipe = client.pipeline()  # MULTI/EXEC: moved aside and recorded, or neither
-            if inflight is not None:
-                pipe.lrem(inflight, 1, item)
-            if recorded_tag is not None:
-                pipe.zrem(self.unacked_index_key, recorded_tag).hdel(self.unacked_key, recorded_tag)
-            self.dead_letter(pipe, item, reason, queue)
-            pipe.execute()
+            pipe = client.pipeline(transaction=False)
+            for priority in self.priority_steps:
+                pipe.llen(self._q_for_pri(queue, priority))
+            return sum(n for n in pipe.execute() if isinstance(n, int))
+
+    def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
+        """kombu records a binding with SADD, which a full Redis refuses even when it holds the binding
+        already (at every restart): then there is nothing to do; a new binding waits for room."""
+        while True:
+            try:
+                return super()._queue_bind(exchange, routing_key, pattern, queue)
+            except ResponseError as exc:
+                if not redis_is_full(exc):
+                    raise
+            member = self.sep.join([routing_key or "", pattern or "", queue or ""])
+            with self.conn_or_acquire() as client:
+                if client.sismember(self.keyprefix_queue % (exchange,), member):
+                    return
+            self._wait_for_room()
+            worker_state.maybe_shutdown()  # a SIGTERM while waiting stops the worker as usual
+            sleep(FULL_RETRY_S)
+
+    def restore_target(self, message: Any, exchange: str, routing_key: str) -> tuple[str, list[str]]:
+        """The envelope to put back, marked redelivered, and the queue(s) it goes to (as kombu's restore)."""
+        try:
+            message["headers"]["redelivered"] = True
+            message["properties"]["delivery_info"]["redelivered"] = True
+        except (KeyError, TypeError):
+            pass
+        priority = self._get_message_priority(message, reverse=False)
+        return dumps(message), [self._q_for_pri(q, priority) for q in self._lookup(exchange, routing_key)]
+
+    def _restore(self, message: Any, leftmost: bool = False) -> None:
+        self.qos.restore_by_tag(message.delivery_tag, leftmost=leftmost)
 
     def basic_consume(self, queue: str, no_ack: bool, callback: Any, consumer_tag: str, **kwargs: Any) -> Any:
         """Wrap kombu's per-queue callback: an item it cannot turn into a message is moved aside.
@@ -165,9 +245,14 @@ class Channel(kombu_redis.Channel):
         def guarded(raw_message: Any) -> Any:
             try:
                 return inner(raw_message)
-            except self.connection_errors:
-                raise
             except Exception as exc:  # noqa: BLE001 - nothing on the queue may stop the worker
+                # kombu counts KeyError among connection errors; here it is a field the item lacks, and
+                # re-raising it restarted the consumer, the item back in the queue, forever
+                if isinstance(exc, self.connection_errors) and not isinstance(exc, KeyError):
+                    raise
+                if redis_is_full(exc):  # not the item's fault: it stays in Redis, and comes back
+                    logger.warning("Redis is full: a message stays in Redis and is delivered again later")
+                    return None
                 self._quarantine_delivered(raw_message, queue, exc)
                 return None
 
@@ -199,6 +284,8 @@ class Channel(kombu_redis.Channel):
         if queue is None:
             self._blmove_queue = None
             return super()._brpop_start(timeout)
+        if monotonic() < self._full_until:  # Redis refused the last BLMOVE: the loop asks again next tick
+            return
         if timeout is None:
             timeout = self.brpop_timeout
         self._blmove_queue = queue
@@ -223,10 +310,16 @@ class Channel(kombu_redis.Channel):
             except self.connection_errors:
                 self.client.connection.disconnect()  # reconnect on the next turn
                 raise
+            except OutOfMemoryError:  # BLMOVE may add a key: refused while Redis is full
+                self._wait_for_room()
+                raise Empty() from None
         finally:
             self._in_poll = None
             self._flush_brpop_reauth()
-        if not item:
+        if self._full_since is not None:
+            logger.warning("Redis accepts writes again after %.0f s: taking messages", monotonic() - self._full_since)
+            self._full_since = None
+        if item is None:  # BLMOVE timed out; an empty item (b"") is junk like any other, moved aside below
             raise Empty()
         message, reason = decode_item(item)
         if reason:
@@ -239,6 +332,15 @@ class Channel(kombu_redis.Channel):
             self._moved = None
         self._take_more(queue)
         return True
+
+    def _wait_for_room(self) -> None:
+        """Redis is full (maxmemory, noeviction): take nothing for a while, then try again; never stop."""
+        now = monotonic()
+        self._full_until = now + FULL_RETRY_S
+        if self._full_since is None:
+            self._full_since = now
+            logger.warning("Redis is full (maxmemory reached, noeviction): taking no messages until it has room; "
+                           "asking again every %.0f s", FULL_RETRY_S)
 
     def _take_more(self, queue: str) -> None:
         """Messages already waiting come in one round trip, not one BLMOVE each."""
@@ -284,12 +386,15 @@ def decode_item(item: bytes) -> tuple[Any, str]:
         return None, f"not JSON: {' '.join(str(exc).split())[:200]}"
     if not is_envelope(message):
         return None, "not a message envelope"
+    if not isinstance((message.get("headers") or {}).get("task"), str):
+        # Celery would read it as a protocol-1 message, and drop it (acknowledged, logged) if its body will not decode
+        return None, "not a task message: no task header"
     return message, ""
 
 
 def _tag_in(raw: bytes) -> str | None:
     """The delivery tag of an item TAKE_MORE recorded (cjson read it; Python may not)."""
-    match = re.search(rb'"delivery_tag"\s*:\s*"([^"\\]{1,200})"', raw)
+    match = re.search(rb'"delivery_tag"\s*:\s*"([^"\\]{0,200})"', raw)  # "" is a tag too
     return match.group(1).decode("utf-8", "replace") if match else None
 
 

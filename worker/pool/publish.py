@@ -6,41 +6,72 @@ subscribers and appended to the results stream; a later one (a job processed twi
 after a redelivery, or submitted twice) changes nothing and is counted as a duplicate.
 Attempt counting is one call per batch too. (All of a batch's keys in one script: a
 single Redis, not Redis Cluster.)
+
+While Redis is full (maxmemory, noeviction) it refuses these writes; the process waits and
+tries again, however long it takes, and its batch's messages stay unacknowledged meanwhile.
+Each write here is refused before it changes anything (its first command is the one that
+adds memory), so trying again never does it twice.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import redis
+from redis.exceptions import ResponseError
 
-from wire.connection import connect
+from wire.connection import redis_is_full
 from wire.dead_letters import job_fields, raw_fields
 from wire.keys import attempts_key, message_attempts_key, result_key
 from wire.messages import Job, TagResult
 from wire.settings import ServiceSettings
 
 LUA = Path(__file__).with_name("lua")
+FULL_RETRY_MAX_S = 5.0  # longest pause between two tries while Redis is full
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def until_accepted(write: Callable[[], T], what: str) -> T:
+    """`write()`, tried again with backoff for as long as Redis refuses it for lack of memory."""
+    delay, since = 0.1, None
+    while True:
+        try:
+            result = write()
+        except ResponseError as exc:
+            if not redis_is_full(exc):
+                raise
+            if since is None:
+                since = time.monotonic()
+                logger.warning("Redis is full (maxmemory, noeviction): %s waits for room", what)
+            time.sleep(delay)
+            delay = min(2 * delay, FULL_RETRY_MAX_S)
+            continue
+        if since is not None:
+            logger.warning("Redis had room again after %.0f s: %s done", time.monotonic() - since, what)
+        return result
 
 
 class Publisher:
     def __init__(self, settings: ServiceSettings, client: redis.Redis | None = None) -> None:
         self.settings = settings
-        self.redis = client or connect(settings.redis_url)
+        self.redis = client or settings.redis_client()
         self._count = self._script("count_attempts")
         self._publish = self._script("publish_once")
         self._redeliveries = self._script("count_redeliveries")
+        self._take = self._script("take_batch")
 
     def _script(self, name: str) -> Any:
         return self.redis.register_script((LUA / f"{name}.lua").read_text())
 
     def take_batch(self, key: str) -> list[bytes]:
         """A large batch's message bodies, left in Redis by the consumer process."""
-        with self.redis.pipeline(transaction=True) as pipe:
-            bodies, _ = pipe.lrange(key, 0, -1).delete(key).execute()
+        bodies = self._take(keys=[key])
         if not bodies:  # expired or lost with Redis: raise, and the batch is requeued
             raise LookupError(f"batch {key} is gone from Redis")
         return list(bodies)
@@ -54,7 +85,7 @@ class Publisher:
         if not job_ids:
             return []
         keys = [attempts_key(j) for j in job_ids] + [result_key(j) for j in job_ids]
-        replies = self._count(keys=keys, args=[self.settings.result_ttl_s])
+        replies = until_accepted(lambda: self._count(keys=keys, args=[self.settings.result_ttl_s]), "counting attempts")
         return [(1 + int(replies[i]), bool(replies[i + 1])) for i in range(0, len(replies), 2)]
 
     def jobs_seen(self, job_ids: list[str]) -> bool:
@@ -70,8 +101,10 @@ class Publisher:
         """
         if not message_ids:
             return []
-        return [int(n) for n in self._redeliveries(keys=[message_attempts_key(m) for m in message_ids],
-                                                   args=[self.settings.result_ttl_s])]
+        keys = [message_attempts_key(m) for m in message_ids]
+        counts = until_accepted(lambda: self._redeliveries(keys=keys, args=[self.settings.result_ttl_s]),
+                                "counting redeliveries")
+        return [int(n) for n in counts]
 
     def publish(self, results: list[TagResult]) -> list[bool]:
         """Store and stream each result once; per result, whether it was new (else a duplicate)."""
@@ -86,15 +119,19 @@ class Publisher:
             meta = (f'{{"status":"SUCCESS","result":{payload},"traceback":null,"children":[],'
                     f'"date_done":{done},"task_id":{json.dumps(r.job_id)}}}')
             args += [meta, r.job_id, r.status.value, payload]
-        replies = self._publish(keys=[result_key(r.job_id) for r in results] + [s.results_stream], args=args)
+        keys = [result_key(r.job_id) for r in results] + [s.results_stream]
+        replies = until_accepted(lambda: self._publish(keys=keys, args=args), f"publishing {len(results)} results")
         return [bool(x) for x in replies]
 
     def dead_letter_message(self, body: bytes | str, reason: str, attempts: int) -> None:
         """A message whose body cannot be read: its raw bytes (truncated), for an operator to look at."""
-        self.redis.xadd(self.settings.dead_letter_stream, raw_fields(body, reason, attempts, self.settings.queue),
-                        maxlen=self.settings.dead_letter_maxlen, approximate=True)
+        self._dead_letter(raw_fields(body, reason, attempts, self.settings.queue))
 
     def dead_letter(self, job: Job, reason: str, attempts: int) -> None:
         """Keep the whole job (image included) so an operator can inspect and replay it."""
-        self.redis.xadd(self.settings.dead_letter_stream, job_fields(job, reason, attempts),
-                        maxlen=self.settings.dead_letter_maxlen, approximate=True)
+        self._dead_letter(job_fields(job, reason, attempts))
+
+    def _dead_letter(self, fields: dict[str, Any]) -> None:
+        s = self.settings
+        until_accepted(lambda: self.redis.xadd(s.dead_letter_stream, fields, maxlen=s.dead_letter_maxlen,
+                                               approximate=True), "a dead letter")
