@@ -25,8 +25,17 @@ class WorkerSettings(ServiceSettings):
         300, ge=1, description="an unacknowledged message is redelivered after this long (worker lost)")
     restore_interval_s: int = Field(10, ge=1, description="how often a worker looks for such messages")
     max_image_pixels: int = Field(40_000_000, ge=1, description="largest accepted width x height")
-    max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024,
-                                   description="larger messages are rejected unread (a chunk of images, base64)")
+    url_allowlist: str = Field(
+        "", description="comma-separated hosts whose image URLs are fetched: a name (cdn.example.com), a suffix "
+        "(.example.com: the domain and its subdomains), an address or a network (10.1.0.0/16). Empty: URL jobs "
+        "fail with url_not_allowed. Private, loopback and link-local addresses are refused unless that very "
+        "host (name or address, as the URL writes it) is listed, or a listed network holds the address")
+    fetch_connect_timeout_s: float = Field(3.0, gt=0, description="connecting to an image URL's host")
+    fetch_read_timeout_s: float = Field(5.0, gt=0, description="longest silence while reading an image URL")
+    fetch_deadline_s: float = Field(15.0, gt=0, description="a URL job's whole fetch, retries and redirects included")
+    fetch_retries: int = Field(2, ge=0, le=10, description="retries of a URL after a timeout or a 5xx, with backoff")
+    fetch_max_redirects: int = Field(3, ge=0, le=10, description="redirects followed per URL, each checked again")
+    fetch_threads: int = Field(16, ge=1, le=256, description="concurrent URL fetches per pool process")
     review_threshold: float = Field(
         0.62, ge=0, le=1, description="tags below this confidence get needs_review (0.62: 97% precision of the "
         "unflagged tags of the default model on photo-like validation images; rerun ml.photo_eval per model)")

@@ -22,6 +22,7 @@ from wire.errors import DecodeError, ErrorCode
 from wire.messages import Job, Status, TagResult
 from worker.pool import inference
 from worker.pool.classify import classify
+from worker.pool.fetch import Allowlist, Fetcher, FetchPolicy
 from worker.pool.parse import job_ids_in, parse_message
 from worker.pool.publish import Publisher
 from worker.pool.results import failure
@@ -48,6 +49,15 @@ def publisher() -> Publisher:
 def limits() -> Limits:
     s = settings()
     return Limits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+
+
+@lru_cache(maxsize=1)
+def fetcher() -> Fetcher:
+    """This process's URL fetcher: its threads and kept connections are made after the fork."""
+    s = settings()
+    policy = FetchPolicy(Allowlist(s.url_allowlist), s.max_image_bytes, s.fetch_connect_timeout_s,
+                         s.fetch_read_timeout_s, s.fetch_deadline_s, s.fetch_retries, s.fetch_max_redirects)
+    return Fetcher(policy, s.fetch_threads)
 
 
 def run_batch(payload: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
@@ -155,10 +165,11 @@ def _run_messages(pub: Publisher, clf: inference.Classifier, bodies: list[bytes 
             pub.dead_letter(job, f"no result after {attempts[job.job_id] - 1} deliveries", attempts[job.job_id] - 1)
             report.dead_lettered += 1
     if fresh:
-        _publish(pub, classify(clf, fresh, attempts, limits(), s.review_threshold, report, worker), report)
+        _publish(pub, classify(clf, fresh, attempts, limits(), s.review_threshold, report, worker, fetcher()), report)
     for job in isolation_order(suspects, attempts):
         report.isolated += 1
-        _publish(pub, classify(clf, [job], attempts, limits(), s.review_threshold, report, worker), report)
+        _publish(pub, classify(clf, [job], attempts, limits(), s.review_threshold, report, worker, fetcher()),
+                 report)
 
 
 def isolation_order(suspects: list[Job], attempts: dict[str, int]) -> list[Job]:
