@@ -115,9 +115,6 @@ def image_server(test_images):
         yield server
 
 
-URL_SETTINGS = dict(url_allowlist="127.0.0.1,.localhost", fetch_read_timeout_s=1, fetch_deadline_s=3)
-
-
 def pytest_terminal_summary(terminalreporter) -> None:
     """The fault tests' accounting, as docs/guarantees.md shows it; a loud line if data was missing."""
     from tests.integration import accounting

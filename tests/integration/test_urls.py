@@ -10,8 +10,7 @@ import sys
 import pytest
 
 from devtools.local import Fleet
-from tests.conftest import URL_SETTINGS
-from tests.integration.accounting import FAST
+from tests.integration.accounting import FAST, URL_SETTINGS
 from wire.errors import ErrorCode
 from wire.messages import Job, Status
 from worker.settings import REPO_ROOT
