@@ -262,3 +262,23 @@ def test_redis_over_tls_with_a_password(logs, test_images) -> None:
         assert row["lost"] == 0 and row["tagged"] == 50, row
     finally:
         fleet.close()
+
+
+def test_large_images_never_make_a_message_the_worker_rejects_unread(fleet, test_images) -> None:
+    """Issue 11, finding 3: seven 9.9 MB images among 64 jobs were one 92 MB message, over the worker's
+    64 MiB limit: rejected unread, 0 of 64 results. The client now closes a message before it passes
+    half the limit, so every accepted job gets its result."""
+    import numpy as np
+
+    from devtools.images import encode
+
+    w = fleet.worker("w", concurrency=1, max_batch_wait_ms=20).wait_ready()
+    client = fleet.client()
+    noise = np.random.default_rng(0).integers(0, 256, (1820, 1820, 3), dtype=np.uint8)
+    big = encode(noise, "PNG")  # noise does not compress (and comes back failed: a blank image)
+    assert 9_900_000 < len(big) <= client.settings.max_image_bytes
+    items = [(big, f"big-{i}") for i in range(7)] + [(png, f"ok-{i}") for i, (png, _) in enumerate(test_images[:57])]
+    handles = client.submit_many(items, chunk_size=64)
+    row = account("seven 9.9 MB images among 64 jobs", client, [h.job_id for h in handles], timeout=120)
+    assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] + row["failed"] == 64, row
+    assert w.control("batching")["rejected_messages"] == 0
