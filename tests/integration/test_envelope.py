@@ -33,11 +33,20 @@ def test_envelope_matches_what_celery_itself_sends_but_base64s_nothing(redis_ser
 
 
 def test_a_worker_tags_our_messages_and_celerys_own_base64_ones(worker, client, test_images) -> None:
-    """Other senders keep working: kombu decodes a body by the body_encoding its envelope names."""
+    """Other senders keep working (kombu decodes a body by the body_encoding its envelope names), and
+    so do other readers: Celery's AsyncResult.get."""
     from celery import Celery
+
+    import threading
 
     ours = [Job.from_bytes(png, f"ours-{i}") for i, (png, _) in enumerate(test_images[:5])]
     theirs = [Job.from_bytes(png, f"theirs-{i}") for i, (png, _) in enumerate(test_images[5:10])]
+    # Celery's own AsyncResult.get, subscribed before the result exists: the worker publishes to
+    # channels that have a subscriber
+    celery_got: list = []
+    listening = threading.Thread(target=lambda: celery_got.append(
+        client.celery.AsyncResult(ours[0].job_id).get(timeout=60)))
+    listening.start()
     client.submit_jobs(ours)
     app = Celery("backend", broker=client.settings.redis_url)
     app.conf.task_serializer = "json"
@@ -46,3 +55,5 @@ def test_a_worker_tags_our_messages_and_celerys_own_base64_ones(worker, client, 
     app.close()
     results = client.wait([j.job_id for j in ours + theirs], timeout=60)
     assert {r.status.value for r in results.values()} == {"tagged"} and len(results) == 10
+    listening.join()
+    assert celery_got == [results[ours[0].job_id].model_dump(mode="json")]
