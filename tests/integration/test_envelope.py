@@ -35,9 +35,9 @@ def test_envelope_matches_what_celery_itself_sends_but_base64s_nothing(redis_ser
 def test_a_worker_tags_our_messages_and_celerys_own_base64_ones(worker, client, test_images) -> None:
     """Other senders keep working (kombu decodes a body by the body_encoding its envelope names), and
     so do other readers: Celery's AsyncResult.get."""
-    from celery import Celery
-
     import threading
+
+    from celery import Celery
 
     ours = [Job.from_bytes(png, f"ours-{i}") for i, (png, _) in enumerate(test_images[:5])]
     theirs = [Job.from_bytes(png, f"theirs-{i}") for i, (png, _) in enumerate(test_images[5:10])]
