@@ -8,17 +8,19 @@ import re
 import time
 
 from wire.errors import DecodeError, ErrorCode
-from wire.messages import JOB_ID_PATTERN, Job, TagResult
+from wire.messages import JOB_ID_PATTERN, PRODUCT_ID_MAX, Job, TagResult
 from worker.pool.results import failure
 
 logger = logging.getLogger(__name__)
 JOB_ID_IN_RAW = re.compile(rb'"job_id"\s*:\s*"([A-Za-z0-9._:@-]{1,128})"')
 
 
-def parse_message(body: bytes | str, worker: str | None = None) -> tuple[list[Job], list[TagResult]]:
+def parse_message(body: bytes | str, worker: str | None = None,
+                  max_jobs: int = 1024) -> tuple[list[Job], list[TagResult]]:
     """A Celery message body -> valid jobs, and failed results for the invalid ones we can name.
 
-    Raises only DecodeError, whatever the body holds (JSON nested a thousand deep included).
+    Raises only DecodeError, whatever the body holds (JSON nested a thousand deep included),
+    and for a message of more than `max_jobs` jobs (its cost would grow without bound).
     """
     now = time.time()
     try:
@@ -28,6 +30,9 @@ def parse_message(body: bytes | str, worker: str | None = None) -> tuple[list[Jo
             raise TypeError("args[0] is not a list of jobs")
     except Exception as exc:  # noqa: BLE001 - RecursionError, MemoryError, ...: all mean "not readable"
         raise DecodeError(f"not a tagger message: {type(exc).__name__}: {_short(exc)}") from None
+    if len(raw_jobs) > max_jobs:
+        raise DecodeError(f"the message holds {len(raw_jobs):,} jobs; the limit is {max_jobs:,} "
+                          f"(TAGGER_MAX_JOBS_PER_MESSAGE)")
     jobs, failures = [], []
     for raw in raw_jobs:
         try:
@@ -37,8 +42,8 @@ def parse_message(body: bytes | str, worker: str | None = None) -> tuple[list[Jo
             if not isinstance(job_id, str) or not _valid_job_id(job_id):
                 logger.error("dropped a job without a usable job id: %s", _short(exc))
                 continue
-            product = raw.get("product_id")
-            failures.append(failure(job_id, product if isinstance(product, str) else "",
+            product = raw.get("product_id")  # echoed back: never more than a valid one holds
+            failures.append(failure(job_id, product[:PRODUCT_ID_MAX] if isinstance(product, str) else "",
                                     ErrorCode.INVALID_JOB, f"invalid job: {_short(exc)}", now, 1, worker,
                                     enqueued=raw.get("enqueued_at")))
     return jobs, failures

@@ -164,8 +164,12 @@ def _run_messages(pub: Publisher, clf: inference.Classifier, bodies: list[bytes 
         if job.job_id in newly_failed:
             pub.dead_letter(job, f"no result after {attempts[job.job_id] - 1} deliveries", attempts[job.job_id] - 1)
             report.dead_lettered += 1
-    if fresh:
-        _publish(pub, classify(clf, fresh, attempts, limits(), s.review_threshold, report, worker, fetcher()), report)
+    # At most max_batch_size jobs per forward pass, however many one message brought: a pool
+    # process's memory does not grow with the jobs in a message.
+    for start in range(0, len(fresh), s.max_batch_size):
+        chunk = fresh[start : start + s.max_batch_size]
+        _publish(pub, classify(clf, chunk, attempts, limits(), s.review_threshold, report, worker, fetcher()),
+                 report)
     for job in isolation_order(suspects, attempts):
         report.isolated += 1
         _publish(pub, classify(clf, [job], attempts, limits(), s.review_threshold, report, worker, fetcher()),
@@ -197,7 +201,7 @@ def _parse_all(pub: Publisher, bodies: list[bytes | str], worker: str | None,
     invalid: list[TagResult] = []
     for body in bodies:
         try:
-            ok, bad = parse_message(body, worker)
+            ok, bad = parse_message(body, worker, settings().max_jobs_per_message)
         except DecodeError as exc:
             report.invalid_messages += 1
             logger.error("dead-lettered a malformed message: %s", exc)
