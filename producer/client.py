@@ -224,7 +224,7 @@ class TaggerClient:
         without a new entry, the pending keys are looked up once more (a result the stream's
         retention trimmed away before it was read is still in the result backend).
         """
-        pending = set(dict.fromkeys(job_ids))
+        pending = set(job_ids)
         stream = self.settings.results_stream
         last = self._stream_last_id()
         results = self.fetch(list(pending))
