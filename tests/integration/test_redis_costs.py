@@ -65,7 +65,7 @@ def test_a_queued_bytes_job_costs_at_most_1_6x_its_file_and_a_url_job_under_1_kb
 
     ratio, old = queued_bytes_per_job(redis_url, ours) / mean_file, queued_bytes_per_job(redis_url, base64_twice) / mean_file
     assert ratio <= 1.6, ratio
-    assert old > 1.75, old
+    assert old > 1.6, old  # the bound fails for two base64 layers
 
     def urls(client) -> int:
         n = 2_000
