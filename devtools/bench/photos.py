@@ -133,6 +133,7 @@ def photos_section(url: str, logs: Path, svc: Service, rev: Service | None, rev_
         port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "devtools.image_server", str(folder), "--port", str(port)],
                                   cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+        stack.callback(server.wait)
         stack.callback(server.kill)
         server.stdout.readline()  # type: ignore[union-attr]  # "serving ...": it is listening
         urls = [f"http://127.0.0.1:{port}/files/{p.name}" for p in sorted(folder.iterdir())]

@@ -9,29 +9,26 @@ import time
 
 import pytest
 
+from devtools.bench.photos import UNCONSUMED, queued_bytes
 from devtools.images import photo_mix
 from producer.client import IDLE_CHECK_S, TaggerClient
 from producer.errors import ResultTimeout
 from wire.messages import Job
 
 
-def used_memory(r) -> int:
-    return int(r.info("memory")["used_memory"])
-
-
-def queued_bytes_per_job(redis_url: str, submit) -> float:
-    """Redis memory per job queued by `submit(client)` (a queue nobody consumes), measured with the client closed."""
+def queued_bytes_per_job(redis_url: str, submit, n: int) -> float:
+    """Redis memory per job of the `n` that `submit(client)` queues where nobody consumes, its client closed."""
     from redis import Redis
 
+    def run() -> None:
+        with TaggerClient(redis_url=redis_url, queue=UNCONSUMED) as client:
+            submit(client)
+
     probe = Redis.from_url(redis_url)
-    probe.flushall()
-    before = used_memory(probe)
-    with TaggerClient(redis_url=redis_url, queue="unconsumed") as client:
-        n = submit(client)
-    time.sleep(0.2)
-    after = used_memory(probe)
-    probe.close()
-    return (after - before) / n
+    try:
+        return queued_bytes(probe, run, n)
+    finally:
+        probe.close()
 
 
 def celery_style(envelope: str) -> str:
@@ -51,28 +48,19 @@ def test_a_queued_bytes_job_costs_at_most_1_6x_its_file_and_a_url_job_under_1_kb
     mean_file = sum(map(len, photos)) / len(photos)
     jobs = [Job.from_bytes(p, f"sku-{i}") for i, p in enumerate(photos)]
 
-    def ours(client) -> int:
-        client.submit_jobs(jobs)
-        return len(jobs)
-
-    def base64_twice(client) -> int:  # what main sent: checks that the bound can fail
+    def base64_twice(client) -> None:  # what main sent: checks that the bound can fail
         from wire.envelope import jobs_envelope
 
         texts = [j.wire_json() for j in jobs]
         for i in range(0, len(texts), 64):
-            client.redis.lpush("unconsumed", celery_style(jobs_envelope("tagger.tag", "unconsumed", texts[i:i + 64])))
-        return len(jobs)
+            client.redis.lpush(UNCONSUMED, celery_style(jobs_envelope("tagger.tag", UNCONSUMED, texts[i:i + 64])))
 
-    ratio, old = queued_bytes_per_job(redis_url, ours) / mean_file, queued_bytes_per_job(redis_url, base64_twice) / mean_file
+    ratio = queued_bytes_per_job(redis_url, lambda client: client.submit_jobs(jobs), len(jobs)) / mean_file
+    old = queued_bytes_per_job(redis_url, base64_twice, len(jobs)) / mean_file
     assert ratio <= 1.6, ratio
     assert old > 1.6, old  # the bound fails for two base64 layers
-
-    def urls(client) -> int:
-        n = 2_000
-        client.submit_many([(f"https://cdn.example.com/catalogue/2024/{i:06d}/front.jpg", f"sku-{i}") for i in range(n)])
-        return n
-
-    assert queued_bytes_per_job(redis_url, urls) < 1024
+    urls = [(f"https://cdn.example.com/catalogue/2024/{i:06d}/front.jpg", f"sku-{i}") for i in range(2_000)]
+    assert queued_bytes_per_job(redis_url, lambda client: client.submit_many(urls), len(urls)) < 1024
 
 
 def calls(r, *commands: str) -> dict[str, int]:
