@@ -1,6 +1,6 @@
 """Remote-control commands for operators.
 
-    celery -A worker inspect model        # arch, version, checkpoint, accuracy, classes, device, params
+    celery -A worker inspect model        # arch, version, checkpoint, accuracy, classes, taxonomy, device, params
     celery -A worker inspect batching     # batches, sizes, tagged/failed, queue wait, images/s
     celery -A worker control reload_model other/model.pt   # under TAGGER_MODELS_DIR
 """

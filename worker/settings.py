@@ -41,9 +41,10 @@ class WorkerSettings(ServiceSettings):
     fetch_retries: int = Field(2, ge=0, le=10, description="retries of a URL after a timeout or a 5xx, with backoff")
     fetch_max_redirects: int = Field(3, ge=0, le=10, description="redirects followed per URL, each checked again")
     fetch_threads: int = Field(16, ge=1, le=256, description="concurrent URL fetches per pool process")
-    review_threshold: float = Field(
-        0.62, ge=0, le=1, description="tags below this confidence get needs_review (0.62: 97% precision of the "
-        "unflagged tags of the default model on photo-like validation images; rerun ml.photo_eval per model)")
+    review_threshold: float | None = Field(
+        None, ge=0, le=1, description="tags below this confidence get needs_review; unset: the threshold "
+        "ml.photo_eval chose for the served checkpoint (97% precision of the unflagged tags on photo-like "
+        "validation images, in photo_metrics.json beside it), else 0.5")
 
     @model_validator(mode="before")
     @classmethod

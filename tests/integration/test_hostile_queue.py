@@ -108,7 +108,7 @@ def test_a_message_that_kills_its_process_before_parsing_is_dead_lettered(fleet,
 
 def test_costs_are_bounded_per_message_and_per_job(fleet, test_images) -> None:
     """Issue 11, finding 4: a message's jobs, a job's metadata and echoed ids cost a bounded amount."""
-    w = fleet.worker("w", concurrency=1, max_batch_size=256, **FAST).wait_ready()
+    fleet.worker("w", concurrency=1, max_batch_size=256, **FAST).wait_ready()
     client = fleet.client()
     r, queue = client.redis, client.settings.queue
     png = base64.b64encode(test_images[0][0]).decode()

@@ -85,7 +85,7 @@ def run_batch(payload: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
         deliveries[i] = 1 + n
     report.seconds["parse"] += time.perf_counter() - t
 
-    clf = inference.get(ctx["checkpoint"], ctx["generation"], s.device, s.torch_threads)
+    clf = inference.get(ctx["checkpoint"], ctx["generation"], s)
     report.model = clf.info()
     fresh = [b for b, n in zip(bodies, deliveries) if n == 1]
     suspects = [(str(m.get("id")), b, n) for b, m, n in zip(bodies, metas, deliveries) if 1 < n <= s.max_attempts]
@@ -168,11 +168,11 @@ def _run_messages(pub: Publisher, clf: inference.Classifier, bodies: list[bytes 
     # process's memory does not grow with the jobs in a message.
     for start in range(0, len(fresh), s.max_batch_size):
         chunk = fresh[start : start + s.max_batch_size]
-        _publish(pub, classify(clf, chunk, attempts, limits(), s.review_threshold, report, worker, fetcher()),
+        _publish(pub, classify(clf, chunk, attempts, limits(), clf.review_threshold, report, worker, fetcher()),
                  report)
     for job in isolation_order(suspects, attempts):
         report.isolated += 1
-        _publish(pub, classify(clf, [job], attempts, limits(), s.review_threshold, report, worker, fetcher()),
+        _publish(pub, classify(clf, [job], attempts, limits(), clf.review_threshold, report, worker, fetcher()),
                  report)
 
 
@@ -220,13 +220,13 @@ def _parse_all(pub: Publisher, bodies: list[bytes | str], worker: str | None,
 def describe_model(ctx: dict[str, Any]) -> dict[str, Any]:
     """Load (or swap to) the context's checkpoint in this process and describe it."""
     s = settings()
-    return inference.get(ctx["checkpoint"], ctx["generation"], s.device, s.torch_threads).info()
+    return inference.get(ctx["checkpoint"], ctx["generation"], s).info()
 
 
 def warm_up() -> None:
     """Load the configured model at process start, so the first batch does not wait for it."""
     s = settings()
-    inference.get(str(s.checkpoint), 0, s.device, s.torch_threads)
+    inference.get(str(s.checkpoint), 0, s)
 
 
 def _publish(pub: Publisher, results: list[TagResult], report: BatchReport) -> list[bool]:
