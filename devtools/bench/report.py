@@ -96,7 +96,7 @@ def photos_markdown(p: dict[str, Any], rev: str | None) -> list[str]:
                  if "bytes_job_rev" in m else "") + f"; URL job {m['url_job_this']:,.0f}."]
     w = p["wait"]
     lines += ["", f"The wait: `python -m producer submit <{w['this']['jobs']:,} PNGs> --wait`, seed model, "
-              "Redis CPU and commands for the whole run:", "",
+              f"Redis CPU and commands for the whole run, best of {w['rounds']} alternating rounds:", "",
               "| client and workers | CLI seconds | images/s | Redis CPU µs/job | Redis commands/job | MGET | XREAD |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for name in ("this", "rev"):
@@ -106,7 +106,9 @@ def photos_markdown(p: dict[str, Any], rev: str | None) -> list[str]:
                          f"{x['images_per_second']:,.0f} | {x['redis_cpu_us_per_job']} | {x['redis_commands_per_job']} | "
                          f"{x['wait_commands']['mget']} | {x['wait_commands']['xread']} |")
     if "cli_speedup" in w:
-        lines.append(f"\nCLI time, `{rev}` / this checkout: {w['cli_speedup']:.2f}x.")
+        lines.append(f"\n`{rev}` / this checkout: CLI time {w['cli_speedup']:.2f}x, Redis CPU per job "
+                     f"{w['redis_cpu_ratio']:.2f}x. Every round (seconds): this checkout {w['this']['cli_seconds_all']}, "
+                     f"`{rev}` {w['rev']['cli_seconds_all']}.")
     return lines
 
 
