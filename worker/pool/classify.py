@@ -14,7 +14,13 @@ from typing import Iterator
 
 import numpy as np
 
-from ml.preprocess import ImageError, Limits, preprocess
+from ml.preprocess import (
+    ImageError,
+    Limits,
+    Preprocessed,
+    preprocess,
+    preprocess_with_colours,
+)
 from wire.errors import DecodeError, ErrorCode
 from wire.messages import Job, Score, TagResult
 from worker.pool.fetch import Fetcher, FetchError
@@ -29,12 +35,15 @@ CRASH_HOOK_ENV = "TAGGER_TEST_CRASH_PRODUCT_ID"
 
 
 def classify(clf: Classifier, jobs: list[Job], attempts: dict[str, int], limits: Limits, review_threshold: float,
-             report: BatchReport, worker: str | None, fetcher: Fetcher) -> list[TagResult]:
-    """One result per job: a tag, or the reason its image could not be fetched or used."""
+             with_colours: bool, report: BatchReport, worker: str | None, fetcher: Fetcher) -> list[TagResult]:
+    """One result per job: a tag (with the item's colours if `with_colours`), or the reason its
+    image could not be fetched or used."""
     started = time.time()
     t = time.perf_counter()
     crash_on = os.environ.get(CRASH_HOOK_ENV)
-    images, ok, results = [], [], []
+    found: list[Preprocessed] = []
+    ok: list[Job] = []
+    results: list[TagResult] = []
 
     def failed(job: Job, code: ErrorCode, message: str) -> TagResult:
         return failure(job.job_id, job.product_id, code, message, started, len(jobs), worker,
@@ -49,7 +58,8 @@ def classify(clf: Classifier, jobs: list[Job], attempts: dict[str, int], limits:
             data = job.image_bytes() if fetched is None else fetched
             if isinstance(data, FetchError):
                 raise data
-            images.append(preprocess(data, limits))
+            found.append(preprocess_with_colours(data, limits) if with_colours
+                         else Preprocessed(preprocess(data, limits), ()))
             ok.append(job)
         except (ImageError, FetchError) as exc:
             results.append(failed(job, exc.code, str(exc)))
@@ -63,17 +73,17 @@ def classify(clf: Classifier, jobs: list[Job], attempts: dict[str, int], limits:
     report.seconds["fetch"] += time.perf_counter() - t - decode_s  # waiting for URL jobs' bytes
     if ok:
         t = time.perf_counter()
-        pred = clf.predict(np.stack(images))
+        pred = clf.predict(np.stack([f.image for f in found]))
         report.seconds["forward"] += time.perf_counter() - t
         report.forward_passes += 1
         if len(pred.top_ids) != len(ok):
             raise RuntimeError(f"model returned {len(pred.top_ids)} predictions for {len(ok)} images")
         finished = time.time()
         ck = clf.checkpoint
-        for job, ids, scores in zip(ok, pred.top_ids.tolist(), pred.top_scores.tolist()):
+        for job, f, ids, scores in zip(ok, found, pred.top_ids.tolist(), pred.top_scores.tolist()):
             top = [Score(label=clf.classes[i], label_id=i, score=s) for i, s in zip(ids, scores)]
-            results.append(tagged(job, top, clf.taxonomy, ck.arch, ck.version, review_threshold, started, finished,
-                                  len(jobs), attempts.get(job.job_id, 1), worker))
+            results.append(tagged(job, top, f, clf.taxonomy, ck.arch, ck.version, review_threshold, started,
+                                  finished, len(jobs), attempts.get(job.job_id, 1), worker))
     for job in jobs:
         report.queue_wait_s += max(0.0, started - job.enqueued_at)
     return results

@@ -17,6 +17,7 @@ from dataclasses import asdict
 from functools import lru_cache
 from typing import Any
 
+from ml import colour
 from ml.preprocess import Limits
 from wire.errors import DecodeError, ErrorCode
 from wire.messages import Job, Status, TagResult
@@ -48,7 +49,8 @@ def publisher() -> Publisher:
 @lru_cache(maxsize=1)
 def limits() -> Limits:
     s = settings()
-    return Limits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+    return Limits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels, max_pixels_png=s.max_image_pixels_png,
+                  max_pixels_webp=s.max_image_pixels_webp)
 
 
 @lru_cache(maxsize=1)
@@ -168,12 +170,12 @@ def _run_messages(pub: Publisher, clf: inference.Classifier, bodies: list[bytes 
     # process's memory does not grow with the jobs in a message.
     for start in range(0, len(fresh), s.max_batch_size):
         chunk = fresh[start : start + s.max_batch_size]
-        _publish(pub, classify(clf, chunk, attempts, limits(), clf.review_threshold, report, worker, fetcher()),
-                 report)
+        _publish(pub, classify(clf, chunk, attempts, limits(), clf.review_threshold, s.colours, report, worker,
+                               fetcher()), report)
     for job in isolation_order(suspects, attempts):
         report.isolated += 1
-        _publish(pub, classify(clf, [job], attempts, limits(), clf.review_threshold, report, worker, fetcher()),
-                 report)
+        _publish(pub, classify(clf, [job], attempts, limits(), clf.review_threshold, s.colours, report, worker,
+                               fetcher()), report)
 
 
 def isolation_order(suspects: list[Job], attempts: dict[str, int]) -> list[Job]:
@@ -227,6 +229,8 @@ def warm_up() -> None:
     """Load the configured model at process start, so the first batch does not wait for it."""
     s = settings()
     inference.get(str(s.checkpoint), 0, s)
+    if s.colours:
+        colour.warm_up()  # the colour lookup tables, before the first job rather than in it
 
 
 def _publish(pub: Publisher, results: list[TagResult], report: BatchReport) -> list[bool]:
