@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from wire.settings import ServiceSettings
 
@@ -74,6 +74,15 @@ class WorkerSettings(ServiceSettings):
         if not resolved.is_file():
             raise ValueError(f"{resolved}: no such checkpoint file")
         return resolved
+
+    @field_validator("url_allowlist")
+    @classmethod
+    def _allowlist_parses(cls, v: str) -> str:
+        # at start, with one clear line, not in every batch of a node that is already running
+        from worker.pool.fetch import Allowlist
+
+        Allowlist(v)
+        return v
 
     @model_validator(mode="after")
     def _visibility_covers_a_batch(self) -> "WorkerSettings":
