@@ -1,6 +1,6 @@
 """Command line for backends and operators.
 
-    python -m producer submit IMAGES... [--wait]      # one JSON line per job (or per result with --wait)
+    python -m producer submit IMAGES... [--wait]      # files or http(s) URLs; one JSON line per job (per result with --wait)
     python -m producer results [--follow] [--group G]  # the results stream, one JSON line per result
     python -m producer dead-letters [--replay [ID...]] # jobs that exhausted their attempts
     python -m producer queue                          # messages waiting
@@ -19,16 +19,26 @@ import redis
 from producer.client import TaggerClient
 from producer.errors import QueueFull, RedisFull, ResultTimeout
 from producer.settings import ClientSettings
+from wire.errors import JobTooLarge
 from wire.formats import SNIFF_BYTES, sniff_format
+from wire.urls import looks_like_url, parse_image_url
 
 
 class CliError(Exception):
     pass
 
 
-def _check_images(paths: Sequence[str]) -> list[Path]:
-    checked = []
-    for name in paths:
+def _check_images(names: Sequence[str]) -> list[Path | str]:
+    """Files that are images, and URLs that can be fetched; anything else stops the command before sending."""
+    checked: list[Path | str] = []
+    for name in names:
+        if looks_like_url(name):
+            try:
+                parse_image_url(name)
+            except ValueError as exc:
+                raise CliError(f"{name}: {exc}") from None
+            checked.append(name)
+            continue
         path = Path(name)
         if not path.is_file():
             raise CliError(f"{name}: no such file")
@@ -40,8 +50,8 @@ def _check_images(paths: Sequence[str]) -> list[Path]:
 
 
 def cmd_submit(client: TaggerClient, args: argparse.Namespace) -> int:
-    paths = _check_images(args.images)
-    jobs = [client.job(p, product_id=p.name) for p in paths]
+    images = _check_images(args.images)
+    jobs = [client.job(i, product_id=i.name) if isinstance(i, Path) else client.job(url=i) for i in images]
     try:
         handles = client.submit_jobs(jobs, chunk_size=args.chunk_size)
     except RedisFull as exc:  # say which jobs were queued before Redis filled up, then exit 6
@@ -97,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("submit", help="enqueue images; product ids are the file names",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    s.add_argument("images", nargs="+", help="PNG, JPEG or WebP files")
+    s.add_argument("images", nargs="+", help="PNG, JPEG or WebP files, or http(s) URLs the workers fetch")
     s.add_argument("--wait", action="store_true", help="wait and print each result as a JSON line")
     s.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for all results with --wait")
     s.add_argument("--chunk-size", type=int, default=None, help="jobs per message (default: $TAGGER_CHUNK_SIZE or 64)")
@@ -129,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with TaggerClient(settings) as client:
             return int(args.func(client, args))
-    except CliError as exc:
+    except (CliError, JobTooLarge) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except redis.exceptions.ConnectionError as exc:

@@ -3,8 +3,12 @@
     client = TaggerClient()                       # REDIS_URL and TAGGER_* from the environment
     handle = client.submit(Path("shirt.jpg"), product_id="sku-1")
     print(handle.get(timeout=10).label)
-    handles = client.submit_many([(png_bytes, "sku-2"), (jpeg_bytes, "sku-3")])
+    handles = client.submit_many([(png_bytes, "sku-2"), ("https://cdn.example.com/p/3.jpg", "sku-3")])
     results = client.wait([h.job_id for h in handles], timeout=60)
+
+Waiting costs Redis per result delivered, not per poll: `wait` reads the results stream with
+XREAD BLOCK from the entry that was last before it looked (one MGET first finds the results
+that are already there), so a result published at any moment is seen exactly once.
 """
 
 from __future__ import annotations
@@ -21,15 +25,20 @@ from producer.errors import QueueFull, RedisFull, ResultTimeout
 from producer.settings import ClientSettings
 from wire.connection import redis_is_full
 from wire.dead_letters import DeadLetter
-from wire.envelope import task_envelope
-from wire.errors import DecodeError
+from wire.envelope import BODY_OVERHEAD, jobs_envelope
+from wire.errors import DecodeError, JobTooLarge
 from wire.keys import attempts_key, result_key
 from wire.messages import Job, Metadata, TagResult
+from wire.urls import looks_like_url, parse_image_url
 
-ImageInput = Union[bytes, str, Path]
-PIPELINE_JOBS = 1_024  # jobs per Redis round trip in submit_many: workers start while the rest is built
+ImageInput = Union[bytes, str, Path]  # a str naming a scheme (https://...) is an image URL
+# Per Redis round trip in submit_jobs, whichever comes first: workers start while the rest is built.
+PIPELINE_JOBS = 1_024
+PIPELINE_BYTES = 8 * 1024 * 1024
 MGET_KEYS = 1_000
 MEMORY_CHECK_S = 1.0  # a client looks at Redis's memory use at least this often (and when near its limit)
+STREAM_READ_COUNT = 1_000  # results stream entries per XREAD while waiting
+IDLE_CHECK_S = 2.0  # a wait that hears nothing this long looks up its pending keys once (see wait)
 
 
 def read_image(image: ImageInput, max_bytes: int) -> bytes:
@@ -59,14 +68,8 @@ class JobHandle:
         return self.client.celery.AsyncResult(self.job_id)
 
     def get(self, timeout: float = 30.0) -> TagResult:
-        """Block until the job's final result (a tag or an error) is in the result backend."""
-        from celery.exceptions import TimeoutError as CeleryTimeout
-
-        try:
-            value = self.async_result.get(timeout=timeout, propagate=True)
-        except CeleryTimeout:
-            raise ResultTimeout(f"no result for job {self.job_id} after {timeout} s", [self.job_id]) from None
-        return TagResult.parse(value)
+        """Block until the job's final result (a tag or an error) is there: `TaggerClient.wait` for one job."""
+        return self.client.wait([self.job_id], timeout)[self.job_id]
 
     def ready(self) -> bool:
         return bool(self.client.redis.exists(result_key(self.job_id)))
@@ -94,44 +97,61 @@ class TaggerClient:
 
     # --- submitting -------------------------------------------------------------------------
 
-    def job(self, image: ImageInput, product_id: str | None = None, job_id: str | None = None,
-            metadata: Metadata | None = None) -> Job:
-        """Build a Job; the product id defaults to the file name for paths."""
+    def job(self, image: ImageInput | None = None, product_id: str | None = None, job_id: str | None = None,
+            metadata: Metadata | None = None, *, url: str | None = None) -> Job:
+        """Build a Job from bytes, a file, or an http(s) URL (`url=`, or a str naming its scheme).
+
+        The product id defaults to the file name (of the path, or of the URL's path). A URL that
+        can never be fetched (another scheme, no host) is refused here, before anything is sent.
+        """
+        if url is None and isinstance(image, str) and looks_like_url(image):
+            image, url = None, image
+        if (image is None) == (url is None):
+            raise ValueError("give exactly one of an image (bytes or a path) and url=")
+        if url is not None:
+            parsed = parse_image_url(url)
+            name = parsed.target.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or parsed.host
+            return Job.from_url(url, product_id or name[:256], job_id, metadata)
         if product_id is None:
             if isinstance(image, bytes):
                 raise ValueError("product_id is required when submitting bytes")
-            product_id = Path(image).name
-        return Job.from_bytes(read_image(image, self.settings.max_image_bytes), product_id, job_id, metadata)
+            product_id = Path(image).name  # type: ignore[arg-type]
+        return Job.from_bytes(read_image(image, self.settings.max_image_bytes), product_id,  # type: ignore[arg-type]
+                              job_id, metadata)
 
-    def submit(self, image: ImageInput, product_id: str | None = None, job_id: str | None = None,
-               metadata: Metadata | None = None) -> JobHandle:
-        """One image, one message: the real-time path."""
-        return self.submit_jobs([self.job(image, product_id, job_id, metadata)], chunk_size=1)[0]
+    def submit(self, image: ImageInput | None = None, product_id: str | None = None, job_id: str | None = None,
+               metadata: Metadata | None = None, *, url: str | None = None) -> JobHandle:
+        """One image (bytes, a path, or `url=`), one message: the real-time path."""
+        return self.submit_jobs([self.job(image, product_id, job_id, metadata, url=url)], chunk_size=1)[0]
 
     def submit_many(self, items: Iterable[Job | tuple[ImageInput, str]], chunk_size: int | None = None) -> list[JobHandle]:
-        """Many images: `chunk_size` jobs per message, messages pushed in pipelines."""
+        """Many images (bytes, paths or URLs, with product ids): up to `chunk_size` jobs per message,
+        messages pushed in pipelines."""
         jobs = [it if isinstance(it, Job) else self.job(it[0], it[1]) for it in items]
         return self.submit_jobs(jobs, chunk_size)
 
     def submit_jobs(self, jobs: list[Job], chunk_size: int | None = None) -> list[JobHandle]:
-        """Send jobs, `chunk_size` per message, about PIPELINE_JOBS jobs per round trip.
+        """Send jobs, up to `chunk_size` per message, a few MB or PIPELINE_JOBS jobs per round trip.
 
-        Envelopes are built one pipeline at a time, so memory stays flat for large submissions
-        and the first messages reach the workers while later ones are still being built.
-        Raises RedisFull when Redis is (nearly) full: each pipeline is one transaction, enqueued
+        A message closes before its body would pass half the worker's `max_message_bytes` (so
+        the worker never rejects it unread) and at `max_jobs_per_message`. Each job is serialized
+        once, and every job is checked before anything is sent: one too large for any message
+        raises JobTooLarge and sends nothing.
+        Raises RedisFull when Redis is (nearly) full: each round trip is one transaction, enqueued
         whole or not at all, so the jobs it reports enqueued are the submission's first ones.
         """
-        size = chunk_size or self.settings.chunk_size
+        texts = [j.wire_json() for j in jobs]
+        for job, text in zip(jobs, texts):
+            self._check_fits(job, text)
         s = self.settings
-        per_pipeline = max(size, PIPELINE_JOBS // size * size)
-        for start in range(0, len(jobs), per_pipeline):
+        sent = 0  # jobs enqueued so far: what a RedisFull reports
+        for pipeline in _pipelines(_messages(texts, min(chunk_size or s.chunk_size, s.max_jobs_per_message),
+                                             self.max_body_bytes)):
             self._wait_for_room()
-            group = jobs[start:start + per_pipeline]
-            envelopes = [task_envelope(s.task_name, s.queue, [j.model_dump(mode="json") for j in group[i:i + size]])
-                         for i in range(0, len(group), size)]
+            envelopes = [jobs_envelope(s.task_name, s.queue, message) for message in pipeline]
             if why := self._no_room_for(sum(len(e) for e in envelopes)):
-                raise redis_full(jobs, start, why)
-            # MULTI/EXEC: a full Redis refuses the whole pipeline, so what was enqueued is a prefix
+                raise redis_full(jobs, sent, why)
+            # MULTI/EXEC: a full Redis refuses the whole round trip, so what was enqueued is a prefix
             pipe = self.redis.pipeline(transaction=True)
             for envelope in envelopes:
                 pipe.lpush(s.queue, envelope)
@@ -139,9 +159,21 @@ class TaggerClient:
                 pipe.execute()
             except redis.exceptions.ResponseError as exc:
                 if redis_is_full(exc):
-                    raise redis_full(jobs, start, "maxmemory reached: it refuses writes") from None
+                    raise redis_full(jobs, sent, "maxmemory reached: it refuses writes") from None
                 raise
+            sent += sum(len(message) for message in pipeline)
         return [JobHandle(j.job_id, j.product_id, self) for j in jobs]
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest message body this client sends: half of what the worker accepts."""
+        return self.settings.max_message_bytes // 2
+
+    def _check_fits(self, job: Job, text: str) -> None:
+        size = len(text) + BODY_OVERHEAD
+        if size > self.max_body_bytes:
+            raise JobTooLarge(f"job {job.job_id} ({job.product_id}) is {size:,} bytes as a message; no message may "
+                              f"pass {self.max_body_bytes:,} (half of max_message_bytes): nothing was sent")
 
     def queue_length(self) -> int:
         """Messages waiting in the queue (a bulk message holds up to chunk_size jobs)."""
@@ -227,22 +259,43 @@ class TaggerClient:
         return found
 
     def wait(self, job_ids: Iterable[str], timeout: float = 60.0) -> dict[str, TagResult]:
-        """Wait for many results at once (polls with MGET; cheaper than one subscription per job)."""
-        pending = list(dict.fromkeys(job_ids))
-        results: dict[str, TagResult] = {}
+        """Wait for many results at once: one MGET for those already there, then the results stream.
+
+        The stream's last entry id is read before the MGET, so a result published at any moment
+        is either found by the MGET or read from the stream after that id (XREAD BLOCK): Redis
+        work grows with the results delivered, not with pending jobs x polls. After IDLE_CHECK_S
+        without a new entry, the pending keys are looked up once more (a result the stream's
+        retention trimmed away before it was read is still in the result backend).
+        """
+        pending = set(job_ids)
+        stream = self.settings.results_stream
+        last = self._stream_last_id()
+        results = self.fetch(list(pending))
+        pending -= results.keys()
         deadline = time.monotonic() + timeout
-        delay = 0.005
         while pending:
-            results.update(self.fetch(pending))
-            pending = [j for j in pending if j not in results]
-            if not pending:
-                break
-            if time.monotonic() >= deadline:
-                raise ResultTimeout(f"{len(pending)} of {len(pending) + len(results)} results missing after {timeout} s",
-                                    pending)
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.1)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ResultTimeout(f"{len(pending)} of {len(pending) + len(results)} results missing after "
+                                    f"{timeout} s", sorted(pending))
+            reply = self.redis.xread({stream: last}, count=STREAM_READ_COUNT,
+                                     block=max(1, int(1000 * min(left, IDLE_CHECK_S))))
+            if not reply:
+                found = self.fetch(list(pending))
+            else:
+                found = {}
+                for entry_id, fields in reply[0][1]:
+                    last = entry_id
+                    job_id = fields.get(b"job_id", b"").decode("utf-8", "replace")
+                    if job_id in pending and b"result" in fields:
+                        found[job_id] = TagResult.parse(fields[b"result"])
+            results.update(found)
+            pending -= found.keys()
         return results
+
+    def _stream_last_id(self) -> bytes | str:
+        last = self.redis.xrevrange(self.settings.results_stream, count=1)
+        return last[0][0] if last else "0-0"
 
     def results(self, follow: bool = False, from_start: bool = True, group: str | None = None,
                 consumer: str | None = None, block_ms: int = 1000, count: int = 100,
@@ -321,6 +374,35 @@ def redis_full(jobs: list[Job], accepted: int, why: str) -> RedisFull:
     return RedisFull(f"Redis is full ({why}): {accepted:,} of {len(jobs):,} jobs were enqueued (the first "
                      f"{accepted:,}); submit the other {len(jobs) - accepted:,} again once it has room",
                      ids[:accepted], ids[accepted:])
+
+
+def _messages(texts: list[str], max_jobs: int, max_bytes: int) -> Iterator[list[str]]:
+    """Jobs' JSON texts grouped into message bodies of at most `max_jobs` jobs and `max_bytes` bytes."""
+    message: list[str] = []
+    size = BODY_OVERHEAD
+    for text in texts:
+        if message and (len(message) >= max_jobs or size + 1 + len(text) > max_bytes):
+            yield message
+            message, size = [], BODY_OVERHEAD
+        message.append(text)
+        size += len(text) + 1
+    if message:
+        yield message
+
+
+def _pipelines(messages: Iterator[list[str]]) -> Iterator[list[list[str]]]:
+    """Messages grouped per Redis round trip: about PIPELINE_JOBS jobs or PIPELINE_BYTES bytes."""
+    group: list[list[str]] = []
+    jobs = size = 0
+    for message in messages:
+        group.append(message)
+        jobs += len(message)
+        size += sum(len(t) for t in message)
+        if jobs >= PIPELINE_JOBS or size >= PIPELINE_BYTES:
+            yield group
+            group, jobs, size = [], 0, 0
+    if group:
+        yield group
 
 
 def _meta_result(raw: bytes) -> dict[str, Any]:

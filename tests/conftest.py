@@ -105,6 +105,16 @@ def test_images(data_root: Path) -> list[tuple[bytes, int]]:
     return list(zip(pngs, labels))
 
 
+@pytest.fixture(scope="session")
+def image_server(test_images):
+    """A real local HTTP server (devtools.image_server) with the first 100 test images as /files/i<n>.png,
+    and routes that are slow, fail, redirect, or send too much or the wrong type."""
+    from devtools.image_server import ImageServer
+
+    with ImageServer({f"i{i}.png": png for i, (png, _) in enumerate(test_images[:100])}) as server:
+        yield server
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """The fault tests' accounting, as docs/guarantees.md shows it; a loud line if data was missing."""
     from tests.integration import accounting

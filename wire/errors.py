@@ -17,6 +17,10 @@ class DecodeError(TaggerError, ValueError):
     """A message, job or result could not be decoded into its schema."""
 
 
+class JobTooLarge(TaggerError, ValueError):
+    """A job that no message may carry (over half the worker's max_message_bytes): refused before sending."""
+
+
 class ErrorCode(str, Enum):
     """Why a job failed: the `error_code` of a failed result (its `error` says it in a sentence)."""
 
@@ -25,6 +29,10 @@ class ErrorCode(str, Enum):
     TOO_MANY_PIXELS = "too_many_pixels"  # width x height over the pixel limit, read from the header
     UNSUPPORTED_FORMAT = "unsupported_format"  # not PNG, JPEG or WebP, or not an image at all
     DECODE_ERROR = "decode_error"  # the header was fine, the pixels were not (truncated, corrupt)
+    URL_NOT_ALLOWED = "url_not_allowed"  # not http(s), host not in TAGGER_URL_ALLOWLIST, or a private address
+    FETCH_TIMEOUT = "fetch_timeout"  # the image URL did not answer within the timeouts or the job's deadline
+    FETCH_FAILED = "fetch_failed"  # the image URL answered with an error status (in `error`), or not at all
+    UNSUPPORTED_CONTENT_TYPE = "unsupported_content_type"  # the image URL answered with a non-image content type
     INVALID_JOB = "invalid_job"  # the job does not match the Job schema
     INVALID_MESSAGE = "invalid_message"  # the message around the job could not be read
     TOO_MANY_ATTEMPTS = "too_many_attempts"  # its deliveries kept dying: dead-lettered

@@ -39,6 +39,9 @@ class ServiceSettings(BaseSettings):
     dead_letter_maxlen: int = Field(10_000, ge=10, description="dead-letter stream retention, in entries")
     max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest accepted image file")
     max_jobs_per_message: int = Field(1024, ge=1, le=65_536, description="jobs one message may carry")
+    max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024,
+                                   description="the worker rejects larger message bodies unread; the client closes "
+                                   "each message before it passes half of this")
 
     def redis_client(self) -> "redis.Redis":
         """A client of this Redis (the primary, behind Sentinel), with reconnects (wire.connection)."""

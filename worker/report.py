@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-STAGES = ("parse", "attempts", "decode", "forward", "publish")
+STAGES = ("parse", "attempts", "fetch", "decode", "forward", "publish")  # fetch: waiting for URL jobs' bytes
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from wire.settings import ServiceSettings
 
@@ -37,11 +37,20 @@ class WorkerSettings(ServiceSettings):
                                        "has no reduced decode (a 1.6 KB lossless WebP can claim 40 M)")
     colours: bool = Field(True, description="name each item's dominant colours (a JPEG is then decoded in colour: "
                           "docs/colour.md gives the cost)")
-    max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024,
-                                   description="larger messages are rejected unread (a chunk of images, base64)")
     allow_eviction: bool = Field(
         False, description="start even when Redis's maxmemory-policy may evict keys (queued jobs, unread results "
         "may vanish); without it a worker refuses such a Redis")
+    url_allowlist: str = Field(
+        "", description="comma-separated hosts whose image URLs are fetched: a name (cdn.example.com), a suffix "
+        "(.example.com: the domain and its subdomains), an address or a network (10.1.0.0/16). Empty: URL jobs "
+        "fail with url_not_allowed. Private, loopback and link-local addresses are refused unless that very "
+        "host (name or address, as the URL writes it) is listed, or a listed network holds the address")
+    fetch_connect_timeout_s: float = Field(3.0, gt=0, description="connecting to an image URL's host")
+    fetch_read_timeout_s: float = Field(5.0, gt=0, description="longest silence while reading an image URL")
+    fetch_deadline_s: float = Field(15.0, gt=0, description="a URL job's whole fetch, retries and redirects included")
+    fetch_retries: int = Field(2, ge=0, le=10, description="retries of a URL after a timeout or a 5xx, with backoff")
+    fetch_max_redirects: int = Field(3, ge=0, le=10, description="redirects followed per URL, each checked again")
+    fetch_threads: int = Field(16, ge=1, le=256, description="concurrent URL fetches per pool process")
     review_threshold: float | None = Field(
         None, ge=0, le=1, description="tags below this confidence get needs_review; unset: the threshold "
         "ml.photo_eval chose for the served checkpoint (97% precision of the unflagged tags on photo-like "
@@ -68,6 +77,15 @@ class WorkerSettings(ServiceSettings):
         if not resolved.is_file():
             raise ValueError(f"{resolved}: no such checkpoint file")
         return resolved
+
+    @field_validator("url_allowlist")
+    @classmethod
+    def _allowlist_parses(cls, v: str) -> str:
+        # at start, with one clear line, not in every batch of a node that is already running
+        from worker.pool.fetch import Allowlist
+
+        Allowlist(v)
+        return v
 
     @model_validator(mode="after")
     def _visibility_covers_a_batch(self) -> "WorkerSettings":

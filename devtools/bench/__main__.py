@@ -14,7 +14,9 @@ with the same number of pool processes, on the same images:
    end to end and draining a pre-filled queue;
 5. the service, open loop: Poisson arrivals at 25/50/75/100% of its single-image peak,
    latency percentiles (submit -> result in Redis), queue wait versus compute;
-6. peak resident memory of the worker processes, and where each image's time goes.
+6. peak resident memory of the worker processes, and where each image's time goes;
+7. photos (devtools.bench.photos): the photo mix by bytes and by URL, 1,000 px JPEGs, Redis
+   bytes per queued job, and the cost of `--wait` (CLI time, Redis CPU and commands per job).
 
 Writes bench.json, bench.md and two PNG plots into --out. Needs the `worker` extra (torch)
 for the ceiling and the workers; the client side of it imports no torch.
@@ -94,6 +96,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--against", default=None, metavar="REV",
                    help="also run the service's closed loop with workers from this git revision (e.g. main), "
                         "alternating with this checkout's, for ratios measured side by side")
+    p.add_argument("--photos", type=int, default=None, help="photo-mix images (default 2,000; quick 200)")
+    p.add_argument("--skip-photos", action="store_true", help="leave out the photo variants and the wait cost")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST root (default: $FASHION_MNIST_ROOT or data/)")
     args = p.parse_args(argv)
     n = args.jobs or (1000 if args.quick else 10_000)
@@ -115,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["ceiling"] = ceiling(checkpoint, args.processes, BATCH_SIZES[::2] if args.quick else BATCH_SIZES,
                                 0.2 if args.quick else 0.5, decoded)
     report["preprocessing"] = preprocessing(pngs, 0.2 if args.quick else 0.5)
-    env = {"max_batch_wait_ms": args.max_batch_wait_ms, "stream_maxlen": 1_000_000}
+    env = {"max_batch_wait_ms": args.max_batch_wait_ms, "stream_maxlen": 1_000_000, "url_allowlist": "127.0.0.1"}
     with ExitStack() as stack:
         url = args.redis_url or stack.enter_context(RedisServer()).url
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tagger-bench-")))
@@ -135,6 +139,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         stack.callback(svc.close)
         s: dict[str, Any] = {}
         singles = pngs[: max(500, n // 2)]
+        rev: Service | None = None
+        folder: Path | None = None
         if args.against:
             # the same closed loops with workers from another revision, on a queue of their own:
             # this checkout, then rev, for bulk; rev, then this checkout, for single-image jobs
@@ -162,6 +168,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         s["open_loop"] = [svc.open_loop(pngs, frac * peak, seconds, label=f"open{int(frac * 100)}") for frac in LOADS]
         s["peak_rss_mb"] = svc.peak_rss()
         report["service"] = s
+        if not args.skip_photos and svc.worker is not None:
+            from devtools.bench.photos import photos_section
+            from ml import data
+
+            items = data.load_split(data.resolve_root(args.data_dir), train=False).images[:1000].numpy()
+            report["photos"] = photos_section(url, logs, svc, rev, folder, args.processes, items,
+                                              args.photos or (200 if args.quick else 2000), pngs,
+                                              rounds=1 if args.quick else 3)
     (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     md = markdown(report)
     (args.out / "bench.md").write_text(md)

@@ -67,7 +67,49 @@ def markdown(r: dict[str, Any]) -> str:
                   f"{rss['pool']} MB."]
     if "preprocessing" in r:
         lines += ["", "Preprocessing, one core: " + "; ".join(f"{k} {v:,.0f}/s" for k, v in r["preprocessing"].items())]
+    if "photos" in r:
+        lines += photos_markdown(r["photos"], s.get("against", {}).get("rev"))
     return "\n".join(lines) + "\n"
+
+
+def photos_markdown(p: dict[str, Any], rev: str | None) -> list[str]:
+    """The photo variants, Redis bytes per queued job and the cost of waiting (devtools.bench.photos)."""
+    e = p["end_to_end"]
+    lines = ["", f"Photos, closed loop ({p['photos']:,} photo-mix images, mean {p['mean_file_bytes']:,} bytes; "
+             f"{p['jpeg_photos']:,} JPEGs of 1,000 px, mean {p['jpeg_mean_file_bytes']:,} bytes):", "",
+             "| variant | images/s | vs " + (rev or "-") + " | mean batch | fetch µs | decode µs | forward µs |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    names = {"mix_bytes": "photo mix by bytes", "mix_urls": "photo mix by URL", "jpeg_bytes": "JPEG 1,000 px by bytes",
+             "rev_mix_bytes": f"`{rev}`: photo mix by bytes", "rev_jpeg_bytes": f"`{rev}`: JPEG 1,000 px by bytes"}
+    for key, name in names.items():
+        if key not in e:
+            continue
+        stages = e[key]["time_per_image_us"]
+        ratio = e.get(f"{key}_ratio")
+        lines.append(f"| {name} | {e[key]['images_per_second']:,.0f} | {f'{ratio:.2f}x' if ratio else ''} | "
+                     f"{e[key]['mean_batch_size']} | {stages.get('pool: fetch', '')} | {stages.get('pool: decode', '')}"
+                     f" | {stages.get('pool: forward', '')} |")
+    m = p["redis_bytes_per_queued_job"]
+    lines += ["", "Redis bytes per queued job (INFO memory, client closed): photo bytes job "
+              f"{m['bytes_job_this']:,.0f} ({m['per_file_byte_this']:.2f} per file byte)"
+              + (f", with `{rev}`'s client {m['bytes_job_rev']:,.0f} ({m['per_file_byte_rev']:.2f})"
+                 if "bytes_job_rev" in m else "") + f"; URL job {m['url_job_this']:,.0f}."]
+    w = p["wait"]
+    lines += ["", f"The wait: `python -m producer submit <{w['this']['jobs']:,} PNGs> --wait`, seed model, "
+              f"Redis CPU and commands for the whole run, best of {w['rounds']} alternating rounds:", "",
+              "| client and workers | CLI seconds | images/s | Redis CPU µs/job | Redis commands/job | MGET | XREAD |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for name in ("this", "rev"):
+        if name in w:
+            x = w[name]
+            lines.append(f"| {'this checkout' if name == 'this' else f'`{rev}`'} | {x['cli_seconds']} | "
+                         f"{x['images_per_second']:,.0f} | {x['redis_cpu_us_per_job']} | {x['redis_commands_per_job']} | "
+                         f"{x['wait_commands']['mget']} | {x['wait_commands']['xread']} |")
+    if "cli_speedup" in w:
+        lines.append(f"\n`{rev}` / this checkout: CLI time {w['cli_speedup']:.2f}x, Redis CPU per job "
+                     f"{w['redis_cpu_ratio']:.2f}x. Every round (seconds): this checkout {w['this']['cli_seconds_all']}, "
+                     f"`{rev}` {w['rev']['cli_seconds_all']}.")
+    return lines
 
 
 def plots(r: dict[str, Any], out: Path) -> None:

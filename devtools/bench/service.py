@@ -40,10 +40,12 @@ class Service:
         procs = node_processes(self.worker)
         return {k: sum(cpu_seconds(p) for p in v) for k, v in procs.items()}
 
-    def closed_loop(self, pngs: list[bytes], bulk: bool, label: str) -> dict[str, Any]:
+    def closed_loop(self, images: list[bytes] | list[str], bulk: bool, label: str) -> dict[str, Any]:
+        """`images`: image files, or URLs the workers fetch."""
         before, cpu0 = self.stats(), self.cpu()
         t0, pcpu0 = time.perf_counter(), time.process_time()
-        jobs = [Job.from_bytes(p, f"{label}-{i}") for i, p in enumerate(pngs)]  # base64 is the producer's work
+        jobs = [Job.from_url(p, f"{label}-{i}") if isinstance(p, str) else Job.from_bytes(p, f"{label}-{i}")
+                for i, p in enumerate(images)]  # base64 is the producer's work
         if bulk:
             self.client.submit_jobs(jobs)
         else:

@@ -13,6 +13,8 @@ from wire.messages import Job, Status
 
 # Short timeouts so each test takes seconds: a lost worker's messages come back after 4 s.
 FAST = dict(visibility_timeout_s=4, restore_interval_s=1, max_batch_wait_ms=20)
+# Workers that fetch URL jobs from the tests' image server (tests/conftest.py: image_server), with short timeouts.
+URL_SETTINGS = dict(url_allowlist="127.0.0.1,.localhost", fetch_read_timeout_s=1, fetch_deadline_s=3)
 REPORT: list[dict[str, object]] = []
 
 
@@ -42,13 +44,20 @@ def account(name: str, client, job_ids: list[str], timeout: float = 90.0) -> dic
     return row
 
 
-def jobs_from(images, n: int, prefix: str) -> list[Job]:
-    return [Job.from_bytes(images[i % len(images)][0], f"{prefix}-{i}", job_id=f"{prefix}-{i}") for i in range(n)]
+def jobs_from(images, n: int, prefix: str, server=None, url_every: int = 10) -> list[Job]:
+    """`n` jobs of the test images; with an image `server` (devtools.image_server), every `url_every`-th
+    is a URL job for one of the files it serves."""
+    def job(i: int) -> Job:
+        if server is not None and i % url_every == 0:
+            return Job.from_url(server.url(f"files/i{i % 100}.png"), f"{prefix}-{i}", job_id=f"{prefix}-{i}")
+        return Job.from_bytes(images[i % len(images)][0], f"{prefix}-{i}", job_id=f"{prefix}-{i}")
+
+    return [job(i) for i in range(n)]
 
 
-def flood(client, images, n: int, prefix: str, chunk_size: int) -> list[Job]:
+def flood(client, images, n: int, prefix: str, chunk_size: int, server=None) -> list[Job]:
     """Submit `n` jobs and give the workers a moment, so that the fault a test causes next lands mid-run."""
-    jobs = jobs_from(images, n, prefix)
+    jobs = jobs_from(images, n, prefix, server)
     client.submit_jobs(jobs, chunk_size=chunk_size)
     time.sleep(0.3)
     return jobs

@@ -14,7 +14,7 @@ from worker.settings import REPO_ROOT as ROOT
 def test_quick_benchmark_runs_end_to_end(tmp_path: Path, data_root: Path) -> None:
     out = tmp_path / "bench"
     run = subprocess.run([sys.executable, "-m", "devtools.bench", "--quick", "--jobs", "400", "--open-loop-seconds",
-                          "1", "--out", str(out), "--data-dir", str(data_root)], cwd=ROOT, capture_output=True,
+                          "1", "--photos", "60", "--out", str(out), "--data-dir", str(data_root)], cwd=ROOT, capture_output=True,
                          text=True, timeout=600, env={**os.environ})
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads((out / "bench.json").read_text())
@@ -32,3 +32,12 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path, data_root: Path) -> Non
         assert level["latency_ms"]["p50"] <= level["latency_ms"]["p95"] <= level["latency_ms"]["p99"]
     assert all(mb > 0 for mb in service["peak_rss_mb"]["pool"])
     assert "| service, bulk" in (out / "bench.md").read_text()
+    photos = report["photos"]
+    for variant in ("mix_bytes", "mix_urls", "jpeg_bytes"):
+        loop = photos["end_to_end"][variant]
+        assert loop["missing"] == 0 and loop["tagged"] == loop["jobs"] > 0, variant
+    assert photos["end_to_end"]["mix_urls"]["time_per_image_us"]["pool: fetch"] > 0
+    memory = photos["redis_bytes_per_queued_job"]
+    assert memory["per_file_byte_this"] <= 1.6 and memory["url_job_this"] < 1024
+    assert photos["wait"]["this"]["jobs"] == 400 and photos["wait"]["this"]["redis_cpu_us_per_job"] > 0
+    assert "| photo mix by URL" in (out / "bench.md").read_text()

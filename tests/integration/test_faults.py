@@ -20,31 +20,31 @@ import pytest
 from devtools.images import slow_png
 from devtools.local import Fleet
 from producer.errors import QueueFull
-from tests.integration.accounting import FAST, account, flood, jobs_from
+from tests.integration.accounting import FAST, URL_SETTINGS, account, flood, jobs_from
 from wire.envelope import task_envelope
 from wire.errors import ErrorCode
 from wire.messages import Job, Status
 
 
-def test_kill_9_one_of_two_workers_mid_run(fleet, test_images) -> None:
-    a = fleet.worker("a", concurrency=1, **FAST)
-    b = fleet.worker("b", concurrency=1, **FAST)
+def test_kill_9_one_of_two_workers_mid_run(fleet, test_images, image_server) -> None:
+    a = fleet.worker("a", concurrency=1, **FAST, **URL_SETTINGS)
+    b = fleet.worker("b", concurrency=1, **FAST, **URL_SETTINGS)
     a.wait_ready(), b.wait_ready()
     client = fleet.client()
-    jobs = flood(client, test_images, 3000, "k9", chunk_size=8)
+    jobs = flood(client, test_images, 3000, "k9", chunk_size=8, server=image_server)  # 300 of them by URL
     a.signal(signal.SIGKILL)  # the whole node: consumer and pool process, holding prefetched messages
-    row = account("kill -9 one of two workers", client, [j.job_id for j in jobs])
+    row = account("kill -9 one of two workers (10% URL jobs)", client, [j.job_id for j in jobs])
     assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == 3000, row
     assert b.alive()
 
 
-def test_kill_9_a_pool_process_mid_batch(fleet, test_images) -> None:
-    w = fleet.worker("w", concurrency=2, **FAST).wait_ready()
+def test_kill_9_a_pool_process_mid_batch(fleet, test_images, image_server) -> None:
+    w = fleet.worker("w", concurrency=2, **FAST, **URL_SETTINGS).wait_ready()
     client = fleet.client()
-    jobs = flood(client, test_images, 3000, "child", chunk_size=4)
+    jobs = flood(client, test_images, 3000, "child", chunk_size=4, server=image_server)
     victim = w.pool_pids()[0]
     os.kill(victim, signal.SIGKILL)
-    row = account("kill -9 a pool process mid-batch", client, [j.job_id for j in jobs])
+    row = account("kill -9 a pool process mid-batch (10% URL jobs)", client, [j.job_id for j in jobs])
     assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == 3000, row
     stats = w.control("batching")
     assert stats["batches_lost"] >= 1  # the killed process was running a batch; it was requeued
@@ -67,14 +67,14 @@ def test_redis_restart_with_append_only_file(logs, test_images) -> None:
         fleet.close()
 
 
-def test_sigterm_lets_in_flight_batches_finish_and_requeues_the_rest(fleet, test_images) -> None:
-    a = fleet.worker("a", concurrency=2, **FAST).wait_ready()
+def test_sigterm_lets_in_flight_batches_finish_and_requeues_the_rest(fleet, test_images, image_server) -> None:
+    a = fleet.worker("a", concurrency=2, **FAST, **URL_SETTINGS).wait_ready()
     client = fleet.client()
-    jobs = flood(client, test_images, 3000, "term", chunk_size=8)
+    jobs = flood(client, test_images, 3000, "term", chunk_size=8, server=image_server)
     a.signal(signal.SIGTERM)
     assert a.proc.wait(timeout=60) == 0  # a warm shutdown, not a crash
-    fleet.worker("b", concurrency=2, **FAST).wait_ready()  # a replacement picks up what was left
-    row = account("SIGTERM a worker", client, [j.job_id for j in jobs])
+    fleet.worker("b", concurrency=2, **FAST, **URL_SETTINGS).wait_ready()  # a replacement picks up what was left
+    row = account("SIGTERM a worker (10% URL jobs)", client, [j.job_id for j in jobs])
     assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == 3000, row
 
 
@@ -286,3 +286,23 @@ def test_redis_over_tls_with_a_password(logs, test_images) -> None:
         assert row["lost"] == 0 and row["tagged"] == 50, row
     finally:
         fleet.close()
+
+
+def test_large_images_never_make_a_message_the_worker_rejects_unread(fleet, test_images) -> None:
+    """Issue 11, finding 3: seven 9.9 MB images among 64 jobs were one 92 MB message, over the worker's
+    64 MiB limit: rejected unread, 0 of 64 results. The client now closes a message before it passes
+    half the limit, so every accepted job gets its result."""
+    import numpy as np
+
+    from devtools.images import encode
+
+    w = fleet.worker("w", concurrency=1, max_batch_wait_ms=20).wait_ready()
+    client = fleet.client()
+    noise = np.random.default_rng(0).integers(0, 256, (1820, 1820, 3), dtype=np.uint8)
+    big = encode(noise, "PNG")  # noise does not compress (and comes back failed: a blank image)
+    assert 9_900_000 < len(big) <= client.settings.max_image_bytes
+    items = [(big, f"big-{i}") for i in range(7)] + [(png, f"ok-{i}") for i, (png, _) in enumerate(test_images[:57])]
+    handles = client.submit_many(items, chunk_size=64)
+    row = account("seven 9.9 MB images among 64 jobs", client, [h.job_id for h in handles], timeout=120)
+    assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] + row["failed"] == 64, row
+    assert w.control("batching")["rejected_messages"] == 0

@@ -35,3 +35,13 @@ def test_reload_accepts_only_checkpoints_inside_the_models_directory(tmp_path, m
             s.allowed_checkpoint(outside)
     with pytest.raises(ValueError, match="no such checkpoint"):
         s.allowed_checkpoint("v3/model.pt")
+
+
+def test_a_url_allowlist_that_does_not_parse_stops_the_worker_at_start(monkeypatch) -> None:
+    from worker.settings import WorkerSettings
+
+    monkeypatch.setenv("TAGGER_URL_ALLOWLIST", "cdn.example.com, .example.net, 10.0.0.0/8")
+    assert WorkerSettings().url_allowlist.startswith("cdn.example.com")
+    monkeypatch.setenv("TAGGER_URL_ALLOWLIST", "cdn.example.com,10.0.0.0/33")
+    with pytest.raises(ValueError, match="10.0.0.0/33"):
+        WorkerSettings()

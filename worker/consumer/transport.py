@@ -31,7 +31,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from pathlib import Path
 from queue import Empty
@@ -352,10 +351,13 @@ class Channel(kombu_redis.Channel):
             items = client.eval(TAKE_MORE, 3, queue, self.unacked_key, self.unacked_index_key, room, queue)
         self._prerecorded = True
         try:
-            for raw in items:
+            for raw, tag in zip(items[::2], items[1::2]):
+                recorded = tag.decode("utf-8", "replace")
                 message, reason = decode_item(raw)
-                if reason:  # cjson took it as an envelope, Python does not (deeper nesting, bad UTF-8)
-                    self.quarantine(raw, reason, queue, recorded_tag=_tag_in(raw))
+                if not reason and message["properties"]["delivery_tag"] != recorded:
+                    reason = "not a message envelope: a delivery tag outside its properties"
+                if reason:  # the script took it for an envelope, Python does not (nesting, bad UTF-8, ...)
+                    self.quarantine(raw, reason, queue, recorded_tag=recorded)
                     continue
                 self.connection._deliver(message, queue)
         finally:
@@ -390,12 +392,6 @@ def decode_item(item: bytes) -> tuple[Any, str]:
         # Celery would read it as a protocol-1 message, and drop it (acknowledged, logged) if its body will not decode
         return None, "not a task message: no task header"
     return message, ""
-
-
-def _tag_in(raw: bytes) -> str | None:
-    """The delivery tag of an item TAKE_MORE recorded (cjson read it; Python may not)."""
-    match = re.search(rb'"delivery_tag"\s*:\s*"([^"\\]{0,200})"', raw)  # "" is a tag too
-    return match.group(1).decode("utf-8", "replace") if match else None
 
 
 class Transport(kombu_redis.Transport):

@@ -23,6 +23,7 @@ from wire.errors import DecodeError, ErrorCode
 from wire.messages import Job, Status, TagResult
 from worker.pool import inference
 from worker.pool.classify import classify
+from worker.pool.fetch import Allowlist, Fetcher, FetchPolicy
 from worker.pool.parse import job_ids_in, parse_message
 from worker.pool.publish import Publisher
 from worker.pool.results import failure
@@ -50,6 +51,15 @@ def limits() -> Limits:
     s = settings()
     return Limits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels, max_pixels_png=s.max_image_pixels_png,
                   max_pixels_webp=s.max_image_pixels_webp)
+
+
+@lru_cache(maxsize=1)
+def fetcher() -> Fetcher:
+    """This process's URL fetcher: its threads and kept connections are made after the fork."""
+    s = settings()
+    policy = FetchPolicy(Allowlist(s.url_allowlist), s.max_image_bytes, s.fetch_connect_timeout_s,
+                         s.fetch_read_timeout_s, s.fetch_deadline_s, s.fetch_retries, s.fetch_max_redirects)
+    return Fetcher(policy, s.fetch_threads)
 
 
 def run_batch(payload: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
@@ -160,10 +170,12 @@ def _run_messages(pub: Publisher, clf: inference.Classifier, bodies: list[bytes 
     # process's memory does not grow with the jobs in a message.
     for start in range(0, len(fresh), s.max_batch_size):
         chunk = fresh[start : start + s.max_batch_size]
-        _publish(pub, classify(clf, chunk, attempts, limits(), clf.review_threshold, s.colours, report, worker), report)
+        _publish(pub, classify(clf, chunk, attempts, limits(), clf.review_threshold, s.colours, report, worker,
+                               fetcher()), report)
     for job in isolation_order(suspects, attempts):
         report.isolated += 1
-        _publish(pub, classify(clf, [job], attempts, limits(), clf.review_threshold, s.colours, report, worker), report)
+        _publish(pub, classify(clf, [job], attempts, limits(), clf.review_threshold, s.colours, report, worker,
+                               fetcher()), report)
 
 
 def isolation_order(suspects: list[Job], attempts: dict[str, int]) -> list[Job]:

@@ -1,0 +1,36 @@
+"""producer.client without a server: how jobs are packed into messages, and what is refused before sending."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from producer.client import TaggerClient, _messages
+from wire.envelope import BODY_OVERHEAD, jobs_envelope
+from wire.errors import JobTooLarge
+from wire.messages import Job
+
+
+def test_messages_close_at_the_byte_cap_and_the_job_cap() -> None:
+    texts = ["x" * 100] * 10 + ["y" * 900] + ["z" * 10] * 5
+    cap = 1000
+    messages = list(_messages(texts, max_jobs=4, max_bytes=cap))
+    assert [t for m in messages for t in m] == texts  # every job, in order, once
+    for m in messages:
+        assert len(m) <= 4
+        assert len(m) == 1 or BODY_OVERHEAD + sum(len(t) + 1 for t in m) - 1 <= cap
+    body = json.loads(jobs_envelope("t", "q", ['{"a":1}'] * 3))["body"]
+    assert len(body) == BODY_OVERHEAD + 3 * len('{"a":1}') + 2  # what the worker measures
+
+
+def test_a_job_too_large_for_any_message_is_refused_before_anything_is_sent() -> None:
+    # nothing listens on port 1: had anything been sent, this would be a connection error instead
+    client = TaggerClient(redis_url="redis://127.0.0.1:1/0", max_message_bytes=64 * 1024)
+    small = Job.from_bytes(b"x" * 100, "small")
+    huge = Job.from_bytes(b"x" * 40_000, "huge")  # 53 KB as base64: over half of 64 KiB
+    with pytest.raises(JobTooLarge, match="nothing was sent"):
+        client.submit_jobs([small, huge])
+    with pytest.raises(ValueError, match="only http and https"):
+        client.job(url="file:///etc/passwd")
+    assert client.job("https://cdn.example.com/p/shirt.jpg?v=2").product_id == "shirt.jpg"
