@@ -5,13 +5,14 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready, worker_shutting_down
 
+from worker.consumer.transport import register as register_transport
 from worker.settings import WorkerSettings
 
 settings = WorkerSettings()
 
+register_transport()  # redis:// and rediss:// mean kombu's Redis transport, hardened against junk
 app = Celery("tagger", broker=settings.redis_url, backend=settings.redis_url)
 app.conf.update(
-    broker_transport="worker.consumer.transport:Transport",  # kombu's Redis transport, hardened against junk
     # JSON only, in and out: nothing is ever unpickled.
     task_serializer="json",
     result_serializer="json",
@@ -27,6 +28,7 @@ app.conf.update(
         "unacked_restore_interval": settings.restore_interval_s,
         "unacked_restore_throttle": 1,
         "priority_steps": [0],  # one Redis list per queue: what worker.consumer.transport makes reliable
+        "reliable_queue": settings.queue,  # the task queue only: replies and broadcasts stay kombu's
         "socket_timeout": 30,
         "socket_connect_timeout": 5,
         # where worker.consumer.transport moves items it cannot deliver, and messages rejected without requeue

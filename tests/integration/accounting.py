@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+from tests.integration.keys_audit import unbounded_keys
 from wire.messages import Job, Status
 
 # Short timeouts so each test takes seconds: a lost worker's messages come back after 4 s.
@@ -17,7 +18,7 @@ REPORT: list[dict[str, object]] = []
 
 
 def account(name: str, client, job_ids: list[str], timeout: float = 90.0) -> dict[str, int]:
-    """Wait for every job's final result, then count what the backend and the stream hold."""
+    """Wait for every job's final result, then count what the backend and the stream hold; audit the keys."""
     deadline = time.monotonic() + timeout
     results = {}
     while time.monotonic() < deadline and len(results) < len(job_ids):
@@ -34,6 +35,7 @@ def account(name: str, client, job_ids: list[str], timeout: float = 90.0) -> dic
         "streamed": sum(streamed[j] > 0 for j in job_ids),
     }
     REPORT.append(row)
+    assert unbounded_keys(client.redis, client.settings) == [], name
     return row
 
 

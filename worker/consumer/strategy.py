@@ -206,7 +206,7 @@ class Batcher:
         if sum(len(b) for b in bodies) <= INLINE_BATCH_BYTES:
             return {"bodies": bodies}
         key = BATCH_KEY_PREFIX + batch_id
-        with self.redis.pipeline(transaction=False) as pipe:
+        with self.redis.pipeline(transaction=True) as pipe:  # never seen without its TTL
             pipe.rpush(key, *bodies).expire(key, self.settings.visibility_timeout_s)
             pipe.execute()
         return {"key": key}
