@@ -62,10 +62,13 @@ class JobHandle:
         from celery.exceptions import TimeoutError as CeleryTimeout
 
         try:
-            value = self.async_result.get(timeout=timeout, propagate=True)
+            value = self.async_result.get(timeout=timeout, propagate=False)
         except CeleryTimeout:
             raise ResultTimeout(f"no result for job {self.job_id} after {timeout} s", [self.job_id]) from None
-        return TagResult.parse(value)
+        if isinstance(value, dict):
+            return TagResult.parse(value)
+        # a failed job: Celery made its exception of the stored result; the TagResult is in the same key
+        return self.client.fetch([self.job_id])[self.job_id]
 
     def ready(self) -> bool:
         return bool(self.client.redis.exists(result_key(self.job_id)))

@@ -10,29 +10,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
-JOB_KEY = b'"product_id"'  # every job has one; counted in a body that has no job-count header
-
-
-def count_jobs(headers: Any, body: Any, header: str, cap: int) -> int:
-    """How many jobs a message holds, for batching: from its header, else counted in its body.
-
-    Never raises and always gives 1..cap, whatever the message: a sender's header may be
-    anything JSON allows (1e400, a string, a list). Counting the key in the raw body is a
-    C-speed substring search (no JSON decode, no image decode); a JSON string value cannot
-    contain the quoted key unescaped, so it counts jobs (and, at worst, a metadata key of
-    that name too: an overcount only makes a batch smaller).
-    """
-    value = headers.get(header) if isinstance(headers, dict) else None
-    if type(value) is int and value >= 1:
-        return min(value, cap)
-    if isinstance(body, str):
-        body = body.encode("utf-8", "surrogatepass")
-    if isinstance(body, (bytes, bytearray, memoryview)):
-        return max(1, min(bytes(body).count(JOB_KEY), cap))
-    return 1
 
 
 @dataclass(frozen=True)

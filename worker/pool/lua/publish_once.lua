@@ -1,20 +1,28 @@
 -- Each job's first final result, once: stored under Celery's result key (SET NX, with a
 -- TTL), published for AsyncResult.get() subscribers, appended to the results stream.
--- A later result for the same job changes nothing.
--- KEYS: n result keys, then the results stream. ARGV: ttl, stream maxlen, then per result:
--- meta json, job id, status, result json. Returns 1 (stored) or 0 (duplicate) per result.
-local n = #KEYS - 1
+-- A later result for the same job changes nothing. Then the results of standard senders'
+-- messages, under their task ids, the same way (no stream entry: their jobs have theirs).
+-- KEYS: n result keys, the results stream, then m message result keys.
+-- ARGV: ttl, stream maxlen, n, then per result: meta json, job id, status, result json;
+-- then per message: meta json. Returns 1 (stored) or 0 (duplicate) per job result.
+local n = tonumber(ARGV[3])
 local stream = KEYS[n + 1]
 local out = {}
 for i = 1, n do
-  local a = 2 + 4 * (i - 1)
-  if redis.call('SET', KEYS[i], ARGV[a + 1], 'NX', 'EX', ARGV[1]) then
-    redis.call('PUBLISH', KEYS[i], ARGV[a + 1])
+  local a = 4 + 4 * (i - 1)
+  if redis.call('SET', KEYS[i], ARGV[a], 'NX', 'EX', ARGV[1]) then
+    redis.call('PUBLISH', KEYS[i], ARGV[a])
     redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '*',
-               'job_id', ARGV[a + 2], 'status', ARGV[a + 3], 'result', ARGV[a + 4])
+               'job_id', ARGV[a + 1], 'status', ARGV[a + 2], 'result', ARGV[a + 3])
     out[i] = 1
   else
     out[i] = 0
+  end
+end
+for j = n + 2, #KEYS do
+  local meta = ARGV[4 + 4 * n + (j - n - 2)]
+  if redis.call('SET', KEYS[j], meta, 'NX', 'EX', ARGV[1]) then
+    redis.call('PUBLISH', KEYS[j], meta)
   end
 end
 return out
