@@ -25,6 +25,7 @@ from wire.envelope import task_envelope
 from wire.errors import DecodeError
 from wire.keys import attempts_key, result_key
 from wire.messages import Job, Metadata, TagResult
+from wire.queue_depth import QueueDepth, queue_depth
 
 ImageInput = Union[bytes, str, Path]
 PIPELINE_JOBS = 1_024  # jobs per Redis round trip in submit_many: workers start while the rest is built
@@ -134,6 +135,10 @@ class TaggerClient:
     def queue_length(self) -> int:
         """Messages waiting in the queue (a bulk message holds up to chunk_size jobs)."""
         return int(self.redis.llen(self.settings.queue))
+
+    def queue_depth(self) -> QueueDepth:
+        """Messages and jobs waiting in the queue (jobs estimated from a sample in a deep queue)."""
+        return queue_depth(self.redis, self.settings.queue, self.settings.max_jobs_per_message)
 
     def _wait_for_room(self) -> None:
         limit = self.settings.max_queue_length

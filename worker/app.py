@@ -63,10 +63,12 @@ def _load_model(**_: object) -> None:
 
 @worker_ready.connect
 def _describe_model(**_: object) -> None:
+    from worker.consumer.metrics import serve
     from worker.consumer.strategy import current
 
     if (b := current()) is not None:
         b.probe()
+    serve(settings)  # after the pool processes forked: they do not inherit the listening socket
 
 
 @worker_shutting_down.connect

@@ -27,6 +27,8 @@ class WorkerSettings(ServiceSettings):
     max_image_pixels: int = Field(40_000_000, ge=1, description="largest accepted width x height")
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024,
                                    description="larger messages are rejected unread (a chunk of images, base64)")
+    metrics_port: int = Field(9541, ge=0, le=65535, description="Prometheus metrics of this node on "
+                              "http://<host>:<port>/metrics, served by its consumer process (0: off)")
     review_threshold: float = Field(
         0.62, ge=0, le=1, description="tags below this confidence get needs_review (0.62: 97% precision of the "
         "unflagged tags of the default model on photo-like validation images; rerun ml.photo_eval per model)")

@@ -330,12 +330,14 @@ class Batcher:
         def loaded(info: dict[str, Any]) -> None:
             if checkpoint:
                 self.checkpoint, self.generation, self.reload_error = checkpoint, generation, None
+                self.stats.reloads += 1
                 logger.info("model reloaded: %s %s", info.get("arch"), info.get("model_version"))
             self.model = info
 
         def failed(exc_info: Any) -> None:
             exc = getattr(exc_info, "exception", exc_info)
             self.reload_error = f"{ctx['checkpoint']}: {type(exc).__name__}: {exc}"
+            self.stats.reload_errors += 1
             logger.error("model load failed: %s", self.reload_error)
 
         self.pool.apply_async(describe_model, args=(ctx,), callback=loaded, error_callback=failed)

@@ -25,7 +25,7 @@ from worker.pool.classify import classify
 from worker.pool.parse import Message, job_ids_in, parse_message
 from worker.pool.publish import Publisher, message_value
 from worker.pool.results import failure
-from worker.report import BatchReport
+from worker.report import BatchReport, bucket
 from worker.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
@@ -251,13 +251,20 @@ def _publish(pub: Publisher, results: list[TagResult], report: BatchReport, know
     t = time.perf_counter()
     stored = pub.publish(results, _message_results(pub, replies, known))
     report.seconds["publish"] += time.perf_counter() - t
+    published = time.time()
     for r, new in zip(results, stored):
         if not new:
             report.duplicates += 1
-        elif r.status is Status.TAGGED:
+            continue
+        if r.status is Status.TAGGED:
             report.tagged += 1
         else:
             report.failed += 1
+            code = r.error_code.value if r.error_code else "none"
+            report.errors[code] = report.errors.get(code, 0) + 1
+        latency = max(0.0, published - r.timings.enqueued_at)
+        report.latency_s += latency
+        report.latency_buckets[bucket(latency)] += 1
     return stored
 
 
