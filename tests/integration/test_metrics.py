@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.redis_server import free_port
 from tests.integration.accounting import FAST, jobs_from
+from tests.integration.senders import sender_app, settle
 from wire.messages import Job
 from worker.settings import REPO_ROOT as ROOT
 
@@ -36,12 +37,12 @@ def test_metrics_count_a_known_run_exactly(fleet, test_images) -> None:
     bad = [Job.from_bytes(b"not an image", "x", job_id="bad-1"), Job.from_bytes(os.urandom(64), "x", job_id="bad-2"),
            Job.from_bytes(b"", "x", job_id="bad-3")]
     client.submit_jobs(good + bad, chunk_size=10)
-    sender = Celery(broker=fleet.url, backend=fleet.url)
     png = base64.b64encode(test_images[0][0]).decode()
-    sent = sender.send_task("tagger.tag", args=[[{"product_id": "s", "image_b64": png}]], queue="tagger")
-    assert sent.get(timeout=60)["status"] == "tagged"
+    with sender_app(fleet.url) as sender:
+        [sent] = settle([sender.send_task("tagger.tag", args=[[{"product_id": "s", "image_b64": png}]],
+                                          queue="tagger")])
+    assert client.fetch([sent])[sent].status.value == "tagged"
     assert len(client.wait([j.job_id for j in good + bad], timeout=60)) == 103
-    sender.close()
 
     m = scrape(port)
     assert m[("tagger_jobs_total", (("error_code", ""), ("status", "tagged")))] == 101
@@ -80,9 +81,9 @@ def test_queue_depth_in_jobs_for_every_sender_and_a_port_in_use(fleet, test_imag
     client.submit_jobs(jobs[:192], chunk_size=64)  # 3 messages of 64 jobs, with the header
     client.submit_jobs(jobs[192:], chunk_size=1)  # 2 messages of 1
     png = base64.b64encode(test_images[0][0]).decode()
-    sender = Celery(broker=fleet.url, backend=fleet.url)
-    sender.send_task("tagger.tag", args=[[{"product_id": f"n{i}", "image_b64": png} for i in range(5)]],
-                     queue="tagger")  # no header: counted in its body
+    with sender_app(fleet.url) as sender:  # no header: counted in its body
+        sender.send_task("tagger.tag", args=[[{"product_id": f"n{i}", "image_b64": png} for i in range(5)]],
+                         queue="tagger", ignore_result=True)
     m = scrape(port)
     assert m[("tagger_queue_jobs", (("queue", "tagger"),))] == 199
     assert m[("tagger_queue_messages", (("queue", "tagger"),))] == 6
@@ -101,4 +102,3 @@ def test_queue_depth_in_jobs_for_every_sender_and_a_port_in_use(fleet, test_imag
     assert other.tail(20_000).count("metrics not served: port") == 1 and other.alive()
     assert other.control("ping") == {"ok": "pong"}
     control.close()
-    sender.close()

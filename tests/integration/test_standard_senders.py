@@ -8,7 +8,6 @@ client still reads each job's TagResult with its error code.
 from __future__ import annotations
 
 import base64
-import gc
 import json
 import os
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 from celery import Celery
 from celery.exceptions import TaskRevokedError
 
+from tests.integration.senders import sender_app
 from wire.errors import ErrorCode, JobFailed
 from wire.messages import Status, TagResult
 from worker.settings import REPO_ROOT as ROOT
@@ -27,11 +27,8 @@ from worker.settings import REPO_ROOT as ROOT
 
 @pytest.fixture
 def sender(redis_url):
-    """A plain Celery app, as any backend would configure one: broker and result backend on the same Redis."""
-    app = Celery("backend", broker=redis_url, backend=redis_url)
-    yield app
-    gc.collect()  # results unsubscribe from Redis as they go: while it still runs
-    app.close()
+    with sender_app(redis_url) as app:
+        yield app
 
 
 def job(png: bytes, product: str, **extra: object) -> dict:

@@ -10,7 +10,6 @@ switch them as usual; off by default. Nothing here runs while they are off.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Iterable
 
 
@@ -29,9 +28,9 @@ def received(d: Any, message: Any, jobs: int) -> None:
            retries=h.get("retries", 0), eta=h.get("eta"), expires=h.get("expires"), jobs=jobs)
 
 
-def started(d: Any, task_ids: Iterable[str], pid: int | None) -> None:
-    for task_id in task_ids:
-        d.send("task-started", uuid=task_id, pid=pid or os.getpid())
+def started(d: Any, task_ids: Iterable[str]) -> None:
+    for task_id in task_ids:  # the dispatcher adds hostname, pid (the consumer's, as stock Celery's) and clock
+        d.send("task-started", uuid=task_id)
 
 
 def finished(d: Any, outcomes: list[dict[str, Any]], runtime: float) -> None:

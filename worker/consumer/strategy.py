@@ -243,7 +243,7 @@ class Batcher:
             return self._on_error(batch, exc)
         now = time.time()
         payload["messages"] = [message_meta(p.item.message, now) for p in items]
-        batch.task_ids = [m["id"] for m in payload["messages"]]
+        batch.task_ids = [m["id"] for m in payload["messages"] if "skip" not in m]  # revoked: never started
         ctx = self._ctx()
         if events.dispatcher(self.consumer) is not None:
             ctx["outcomes"] = True  # each message's outcome, for its task event
@@ -270,7 +270,7 @@ class Batcher:
     def _on_accepted(self, batch: InflightBatch, pid: int, *_: Any) -> None:
         batch.worker_pid = pid
         if (d := events.dispatcher(self.consumer)) is not None:
-            events.started(d, batch.task_ids, pid)
+            events.started(d, batch.task_ids)
 
     def _finish(self, batch: InflightBatch) -> None:
         self.inflight.pop(batch.id, None)
