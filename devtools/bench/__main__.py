@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--against", default=None, metavar="REV",
                    help="also run the service's closed loop with workers from this git revision (e.g. main), "
                         "alternating with this checkout's, for ratios measured side by side")
+    p.add_argument("--events", action="store_true",
+                   help="also run the service's closed loop with task events on (-E), beside events off, "
+                        "for what events cost")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST root (default: $FASHION_MNIST_ROOT or data/)")
     args = p.parse_args(argv)
     n = args.jobs or (1000 if args.quick else 10_000)
@@ -105,7 +108,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     checkpoint = WorkerSettings().checkpoint
     pngs, _labels = fashion_pngs(n, args.data_dir)
     report: dict[str, Any] = {"machine": machine(), "config": {
-        "command": "python -m devtools.bench" + (" --quick" if args.quick else ""), "jobs": n,
+        "command": "python -m devtools.bench" + (" --quick" if args.quick else "")
+        + (f" --against {args.against}" if args.against else "") + (" --events" if args.events else ""), "jobs": n,
         "processes": args.processes, "max_batch_wait_ms": args.max_batch_wait_ms, "checkpoint": portable_path(checkpoint),
         "open_loop_seconds": seconds}}
     print("ceiling: the model alone in process ...", flush=True)
@@ -135,26 +139,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         stack.callback(svc.close)
         s: dict[str, Any] = {}
         singles = pngs[: max(500, n // 2)]
+        # Other variants' closed loops, on queues of their own, interleaved with this checkout's so that
+        # each ratio is measured side by side: this checkout's bulk, theirs (bulk, then single-image
+        # jobs), this checkout's single-image jobs. --events: the service with task events on (-E);
+        # --against REV: the service's workers from another git revision.
+        variants: dict[str, Service] = {}
+        if args.events:
+            print("the service with task events on ...", flush=True)
+            variants["events_on"] = Service(url, logs, args.processes, {**env, "queue": "tagger-events"}, False,
+                                            name="bench-events", extra_args=("-E",))
         if args.against:
-            # the same closed loops with workers from another revision, on a queue of their own:
-            # this checkout, then rev, for bulk; rev, then this checkout, for single-image jobs
             from devtools.checkout import export
 
             folder = export(args.against, Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tagger-rev-"))))
             print(f"the service at {args.against} ({folder.name}) ...", flush=True)
-            rev = Service(url, logs, args.processes, {**env, "queue": "tagger-rev"}, False, root=folder,
-                          name="bench-rev")
-            stack.callback(rev.close)
-            s["bulk"] = svc.closed_loop(pngs, bulk=True, label="bulk")
-            other = {"rev": args.against, "commit": folder.name, "bulk": rev.closed_loop(pngs, bulk=True, label="rbulk"),
-                     "single": rev.closed_loop(singles, bulk=False, label="rsingle")}
-            s["single"] = svc.closed_loop(singles, bulk=False, label="single")
-            for key in ("bulk", "single"):
-                other[f"{key}_ratio"] = round(s[key]["images_per_second"] / other[key]["images_per_second"], 3)
-            s["against"] = other
-        else:
-            s["bulk"] = svc.closed_loop(pngs, bulk=True, label="bulk")
-            s["single"] = svc.closed_loop(singles, bulk=False, label="single")
+            variants["against"] = Service(url, logs, args.processes, {**env, "queue": "tagger-rev"}, False,
+                                          root=folder, name="bench-rev")
+        for v in variants.values():
+            stack.callback(v.close)
+        s["bulk"] = svc.closed_loop(pngs, bulk=True, label="bulk")
+        for key, v in variants.items():
+            s[key] = {"bulk": v.closed_loop(pngs, bulk=True, label=f"{key}-bulk"),
+                      "single": v.closed_loop(singles, bulk=False, label=f"{key}-single")}
+        s["single"] = svc.closed_loop(singles, bulk=False, label="single")
+        for loop in ("bulk", "single"):
+            rate = s[loop]["images_per_second"]
+            if "events_on" in s:  # events on / events off
+                s["events_on"][f"{loop}_ratio"] = round(s["events_on"][loop]["images_per_second"] / rate, 3)
+            if "against" in s:  # this checkout / REV
+                s["against"][f"{loop}_ratio"] = round(rate / s["against"][loop]["images_per_second"], 3)
+        if args.against:
+            s["against"].update(rev=args.against, commit=folder.name)
         if svc.worker is not None:
             s["single_drain"] = svc.drain(singles, label="drain")
         peak = s["single"]["images_per_second"]

@@ -48,6 +48,11 @@ def markdown(r: dict[str, Any]) -> str:
         for key, label in (("bulk", "bulk"), ("single", "single-image jobs")):
             row(f"service at `{o['rev']}` ({o['commit']}), {label}, end to end", o[key]["images_per_second"],
                 o[key]["mean_batch_size"], f"this checkout / {o['rev']}: {o[f'{key}_ratio']:.3f}")
+    if "events_on" in s:  # the same closed loops with task events on (-E)
+        e = s["events_on"]
+        for key, label in (("bulk", "bulk"), ("single", "single-image jobs")):
+            row(f"service with task events on (-E), {label}, end to end", e[key]["images_per_second"],
+                e[key]["mean_batch_size"], f"events on / off: {e[f'{key}_ratio']:.3f}")
     if "single_drain" in s:  # not measured with --external-workers
         row("service, single-image jobs, draining", s["single_drain"]["images_per_second"],
             s["single_drain"]["mean_batch_size"])
