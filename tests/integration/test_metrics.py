@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -62,6 +63,11 @@ def test_metrics_count_a_known_run_exactly(fleet, test_images) -> None:
     info = (("arch", model["arch"]), ("device", "cpu"), ("version", model["model_version"]))
     assert m[("tagger_model_info", info)] == 1
     assert m[("tagger_model_reloads_total", ())] == 0
+    # every metric the Grafana dashboard in docs/ queries is one the node serves
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        served = {line.split()[2] for line in response.read().decode().splitlines() if line.startswith("# TYPE")}
+    queried = set(re.findall(r"tagger_[a-z_]+", (ROOT / "docs" / "grafana-dashboard.json").read_text()))
+    assert queried and {re.sub(r"_(total|bucket|sum|count)$", "", q) for q in queried} <= served, queried
     health = subprocess.run([sys.executable, "-m", "worker.health", "--port", str(port)], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert health.returncode == 0 and "ready" in health.stdout
