@@ -81,10 +81,6 @@ class Buffered:
     hostname: str
     time_received: float = field(default_factory=time.time)
 
-    @property
-    def id(self) -> Any:
-        return self.message.headers.get("id") if isinstance(self.message.headers, dict) else None
-
     def info(self, safe: bool = False) -> dict[str, Any]:
         h = self.message.headers if isinstance(self.message.headers, dict) else {}
         return {"id": h.get("id"), "name": h.get("task"), "type": h.get("task"), "args": h.get("argsrepr"),
