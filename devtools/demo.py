@@ -18,6 +18,7 @@ from devtools.local import LocalWorker
 from devtools.redis_server import RedisServer
 from ml.constants import CLASSES
 from producer.client import TaggerClient
+from wire.formats import IMAGE_SUFFIXES
 from worker.settings import REPO_ROOT
 
 SAMPLES = REPO_ROOT / "samples"
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=2, help="worker pool processes")
     args = p.parse_args(argv)
 
-    files = sorted(f for f in args.samples.rglob("*") if f.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"})
+    files = sorted(f for f in args.samples.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
     with ExitStack() as stack:
         url = os.environ.get("REDIS_URL")
         if not url:

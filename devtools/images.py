@@ -44,3 +44,13 @@ def png_claiming(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
             + chunk(b"IEND", b""))
+
+
+def slow_png(side: int = 3000) -> bytes:
+    """A valid product-like PNG that is small on the wire (~40 KB) but slow to decode (~0.1 s): a
+    blue item on white, side x side pixels. For tests of batches that run long."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (side, side), (245, 245, 245))
+    ImageDraw.Draw(img).ellipse((side // 5, side // 6, 4 * side // 5, 5 * side // 6), fill=(40, 60, 150))
+    return encode(img, "PNG")

@@ -1,4 +1,5 @@
-"""Self-describing checkpoints: weights + arch + args + classes + normalisation + config + metrics.
+"""Self-describing checkpoints: weights + arch + args + classes + normalisation + config + metrics,
+and, for a model of your own classes, their taxonomy.
 
 A checkpoint holds only tensors and plain Python values, so it loads with
 `torch.load(..., weights_only=True)` and the model is rebuilt from it alone.
@@ -9,13 +10,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
 from ml.constants import CLASSES, MEAN, STD
 from ml.model import build, count_params
+from ml.taxonomy import Taxonomy, parse, plain
 
 FORMAT_VERSION = 1
 
@@ -46,6 +48,9 @@ class Checkpoint:
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
+    # class -> category and department, when the model was trained on classes of its own; None: the
+    # classes are Fashion-MNIST's, whose taxonomy is ml.taxonomy.TAXONOMY
+    taxonomy: dict[str, Taxonomy] | None = None
 
     @property
     def params(self) -> int:
@@ -66,6 +71,7 @@ def save(
     classes: tuple[str, ...] = CLASSES,
     mean: float = MEAN,
     std: float = STD,
+    taxonomy: Mapping[str, Taxonomy] | None = None,
 ) -> str:
     """Write the checkpoint; returns the model version (weights hash)."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -81,6 +87,9 @@ def save(
         "config": _plain(config or {}),
         "metrics": _plain(metrics or {}),
     }
+    if taxonomy is not None:  # an optional key: older checkpoints have none, older loaders ignore it
+        payload["taxonomy"] = plain(taxonomy)
+        parse(payload["taxonomy"], classes)  # one entry per class, or an error before anything is written
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(f"{path}.tmp")
     torch.save(payload, tmp)
@@ -97,17 +106,19 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     model.load_state_dict(payload["state_dict"])
     model.to(device).eval()
     norm = payload["normalization"]
+    classes = tuple(payload["classes"])
     return Checkpoint(
         model=model,
         arch=payload["arch"],
         arch_args=payload["arch_args"],
         version=payload["model_version"],
-        classes=tuple(payload["classes"]),
+        classes=classes,
         mean=norm["mean"],
         std=norm["std"],
         config=payload["config"],
         metrics=payload["metrics"],
         path=str(path),
+        taxonomy=parse(payload["taxonomy"], classes) if "taxonomy" in payload else None,
     )
 
 

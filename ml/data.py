@@ -21,7 +21,11 @@ VAL_SIZE = 5_000
 SPLIT_SEED = 0  # fixed: the validation split must not move with --seed
 
 
-class DataNotFoundError(RuntimeError):
+class DataError(RuntimeError):
+    """Training or evaluation data that cannot be used; commands print it as one clear error."""
+
+
+class DataNotFoundError(DataError):
     """The dataset files are missing and could not be downloaded."""
 
 
@@ -40,6 +44,7 @@ class Dataset:
     val: Split
     test: Split
     root: Path
+    test_name: str = "test set"  # what the final report is computed on (an image folder has no test set)
 
 
 def resolve_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -113,8 +118,9 @@ def batches(
 
 
 def run_cli(main: Callable[[], Any]) -> None:
-    """Run a command's main(); a missing dataset is one clear line and exit status 1, not a traceback."""
+    """Run a command's main(); unusable data (e.g. a missing dataset) is a clear error and exit status 1,
+    not a traceback."""
     try:
         main()
-    except DataNotFoundError as exc:
+    except DataError as exc:
         raise SystemExit(f"error: {exc}") from None

@@ -1,6 +1,7 @@
-"""Evaluate a checkpoint on the 10,000 test images: tables, metrics.json and plots.
+"""Evaluate a checkpoint on the 10,000 test images, or on a labelled image folder: tables, metrics.json and plots.
 
     python -m ml.evaluate --checkpoint models/seed/model.pt
+    python -m ml.evaluate --checkpoint runs/mine/model.pt --image-folder DIR --out runs/mine/heldout
     python -m ml.photo_eval --checkpoint models/seed/model.pt   # on product-photo-like images instead
 """
 
@@ -22,7 +23,7 @@ from torchmetrics.classification import (
 
 from ml import checkpoint as ckpt_io
 from ml import data as data_mod
-from ml import plots
+from ml import folder, plots
 
 
 @torch.inference_mode()
@@ -53,7 +54,9 @@ def compute_metrics(preds: torch.Tensor, targets: torch.Tensor, classes: Sequenc
 
 def format_tables(metrics: dict[str, Any]) -> str:
     """The three tables the seed model was reported with."""
-    lines = [f"Test accuracy: {100 * metrics['accuracy']:.2f}%", "", "Precision per class:"]
+    split = metrics.get("evaluated_on", "test set")
+    name = "Test accuracy" if split == "test set" else f"Accuracy ({split})"
+    lines = [f"{name}: {100 * metrics['accuracy']:.2f}%", "", "Precision per class:"]
     width = max(len(c) for c in metrics["precision"])
     for name in ("precision", "recall"):
         if name == "recall":
@@ -69,17 +72,19 @@ def write_report(
     classes: Sequence[str],
     info: dict[str, Any],
     history: dict[str, Any] | None = None,
+    split: str = "test set",
 ) -> dict[str, Any]:
-    """Evaluate on the test split; write metrics.json and the plots into `out`; return the metrics."""
+    """Evaluate on `test` (what `split` names); write metrics.json and the plots into `out`; return the metrics."""
     preds, conf = predict(model, test.images)
-    metrics = {**info, **compute_metrics(preds, test.labels, classes), "test_images": len(test)}
+    metrics = {**info, **compute_metrics(preds, test.labels, classes), "test_images": len(test), "evaluated_on": split}
     if history:
         metrics["history"] = history
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    title = f"{info.get('arch', '?')} {info.get('model_version', '')}: test accuracy {100 * metrics['accuracy']:.2f}%"
+    title = f"{info.get('arch', '?')} {info.get('model_version', '')}: accuracy {100 * metrics['accuracy']:.2f}% ({split})"
     plots.confusion_matrix(metrics["confusion_matrix"], classes, out / "confusion_matrix.png", title=title)
-    plots.per_class(metrics["precision"], metrics["recall"], out / "per_class.png")
+    plots.per_class(metrics["precision"], metrics["recall"], out / "per_class.png",
+                    title=f"Per-class precision and recall ({split})")
     if history:
         plots.training_curves(history, out / "training_curves.png")
     wrong = torch.nonzero(preds != test.labels).flatten()
@@ -87,7 +92,7 @@ def write_report(
     wrong = wrong[conf[wrong].argsort(descending=True)][:32]
     plots.misclassified(
         test.images[wrong].numpy(), test.labels[wrong].tolist(), preds[wrong].tolist(),
-        conf[wrong].tolist(), classes, out / "misclassified.png",
+        conf[wrong].tolist(), classes, out / "misclassified.png", title=f"Most confident mistakes ({split})",
     )
     return metrics
 
@@ -103,17 +108,22 @@ def evaluation_parser(description: str | None, writes: str) -> argparse.Argument
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = evaluation_parser(__doc__, "metrics.json and plots").parse_args(argv)
+    p = evaluation_parser(__doc__, "metrics.json and plots")
+    folder.add_arguments(p, training=False)
+    args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     ck = ckpt_io.load(args.checkpoint)
-    test = data_mod.load_split(data_mod.resolve_root(args.data_dir), train=False)
+    if args.image_folder:
+        test, split = folder.evaluation_split(args, ck.classes)
+    else:
+        test, split = data_mod.load_split(data_mod.resolve_root(args.data_dir), train=False), "test set"
     info = {k: v for k, v in ck.metrics.items() if k not in {"accuracy", "precision", "recall", "confusion_matrix", "history"}}
     info.update(arch=ck.arch, params=ck.params, model_version=ck.version)
     info.setdefault("epochs", ck.config.get("epochs"))
     info.setdefault("train_seconds", None)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent
-    metrics = write_report(out, ck.model, test, ck.classes, info, ck.metrics.get("history"))
+    metrics = write_report(out, ck.model, test, ck.classes, info, ck.metrics.get("history"), split)
     print(format_tables(metrics))
     print(f"\nwrote {out / 'metrics.json'} and plots")
     return metrics

@@ -83,6 +83,7 @@ def misclassified(
     classes: Sequence[str],
     path: Path,
     cols: int = 8,
+    title: str = "Most confident mistakes on the test set",
 ) -> Path:
     """A grid of wrong predictions: true label, predicted label and its confidence."""
     n = len(images)
@@ -93,6 +94,6 @@ def misclassified(
         if k < n:
             ax.imshow(images[k], cmap="gray", vmin=0, vmax=255)
             ax.set_title(f"true {classes[true[k]]}\npred {classes[pred[k]]} {confidence[k]:.0%}", fontsize=7)
-    fig.suptitle("Most confident mistakes on the test set")
+    fig.suptitle(title)
     fig.tight_layout()
     return save(fig, path)

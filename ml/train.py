@@ -1,6 +1,8 @@
-"""Train a CNN on Fashion-MNIST from in-memory tensors and write a self-describing checkpoint.
+"""Train a CNN on Fashion-MNIST, or on your own labelled photos, from in-memory tensors and write a
+self-describing checkpoint.
 
     python -m ml.train --arch seed --epochs 1 --out models/seed
+    python -m ml.train --image-folder DIR --init models/compact/model.pt --out runs/mine   # docs/catalogue.md
 
 Writes into --out: model.pt (checkpoint), metrics.json, and the plots of ml.evaluate.
 """
@@ -20,9 +22,10 @@ from tqdm import tqdm
 
 from ml import checkpoint as ckpt_io
 from ml import data as data_mod
+from ml import finetune, folder
+from ml.augment import augment_batch
 from ml.constants import CLASSES
 from ml.evaluate import format_tables, write_report
-from ml.augment import augment_batch
 from ml.model import ARCHS, build, count_macs, count_params
 
 DRY_RUN_BATCHES = 3
@@ -53,6 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="runs/latest", help="output folder for model.pt, metrics.json and plots")
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     p.add_argument("--dry-run", action="store_true", help=f"{DRY_RUN_BATCHES} batches per epoch, small eval: a smoke check")
+    p.add_argument("--init", default=None, metavar="CHECKPOINT",
+                   help="fine-tune: start from this model.pt's weights, with a new classifier head for the classes "
+                        "(its arch and arch args replace --arch, --width and --head)")
+    folder.add_arguments(p, training=True)
     return p.parse_args(argv)
 
 
@@ -127,14 +134,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.use_deterministic_algorithms(True)
     out = Path(args.out)
 
-    ds = data_mod.load(args.data_dir)
+    if args.image_folder:  # your own classes, from labelled photos
+        cat = folder.load_catalogue(args)
+        ds, classes, taxonomy, provenance = cat.dataset, cat.classes, cat.taxonomy, cat.provenance
+    else:
+        ds, classes, taxonomy, provenance = data_mod.load(args.data_dir), CLASSES, None, {}
     val, test = ds.val, ds.test
     if args.dry_run:
         val = data_mod.Split(val.images[:500], val.labels[:500])
         test = data_mod.Split(test.images[:500], test.labels[:500])
 
     arch_args: dict[str, Any] = {k: v for k, v in (("width", args.width), ("head", args.head)) if v is not None}
-    model = build(args.arch, **arch_args)
+    if args.init:
+        model, args.arch, arch_args, init = finetune.from_checkpoint(args.init, len(classes))
+        provenance["init"] = {"checkpoint": ckpt_io.portable_path(args.init), "model_version": init.version}
+        print(f"fine-tuning {init.name} ({args.init}): every layer but the head {finetune.head_name(model)!r}, "
+              f"which is new, for {len(classes)} classes")
+    else:
+        if classes != CLASSES:
+            arch_args["num_classes"] = len(classes)
+        model = build(args.arch, **arch_args)
     opt = make_optimizer(model, args)
     steps_per_epoch = DRY_RUN_BATCHES if args.dry_run else -(-len(ds.train) // args.batch_size)
     sched = make_schedule(opt, args, steps_per_epoch * args.epochs)
@@ -162,16 +181,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train_seconds = time.perf_counter() - start
     model.load_state_dict(best_state)
 
-    # the data location is a fact of one machine, not of the model: not recorded
-    config = {k: v for k, v in vars(args).items() if k != "data_dir"}
+    # the data location is a fact of one machine, not of the model: not recorded (provenance names the folder)
+    config = {k: v for k, v in vars(args).items() if k not in ("data_dir", "image_folder", "cache_dir", "taxonomy", "init")}
     info = {
         "arch": args.arch, "arch_args": arch_args, "params": count_params(model), "macs": count_macs(model),
         "model_version": ckpt_io.weights_hash(model.state_dict()),
         "epochs": args.epochs, "best_epoch": best_epoch, "train_seconds": round(train_seconds, 1),
-        "val_accuracy": best_acc, "threads": args.threads, "config": config,
+        "val_accuracy": best_acc, "threads": args.threads, "config": config, **({"data": provenance} if provenance else {}),
     }
-    metrics = write_report(out, model, test, CLASSES, info, history)
-    ckpt_io.save(out / "model.pt", model, args.arch, arch_args, config=config, metrics=metrics)
+    metrics = write_report(out, model, test, classes, info, history, split=ds.test_name)
+    ckpt_io.save(out / "model.pt", model, args.arch, arch_args, config=config, metrics=metrics, classes=classes,
+                 taxonomy=taxonomy)
     print(f"\ntrained in {train_seconds:.1f} s; best validation accuracy {100 * best_acc:.2f}% (epoch {best_epoch})\n")
     print(format_tables(metrics))
     print(f"\nwrote {out / 'model.pt'} (version {info['model_version']}), metrics.json and plots")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 # Pillow's format names; ml.preprocess decodes exactly these.
 IMAGE_FORMATS: frozenset[str] = frozenset({"PNG", "JPEG", "WEBP"})
+# File name suffixes (lower case) of those formats, for tools that pick image files from a folder.
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 SNIFF_BYTES = 12  # enough of a file's head for sniff_format
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import time
 import uuid
 from enum import Enum
@@ -19,7 +20,12 @@ from wire.errors import DecodeError, ErrorCode
 
 # Job ids become part of Redis keys; keep them boring.
 JOB_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+PRODUCT_ID_MAX = 256
 Metadata = dict[str, str | int | float | bool | None]
+# Metadata comes back with the result, into the result backend and the results stream: bounded,
+# so that retention (TAGGER_STREAM_MAXLEN entries) bounds Redis memory too. Flat by its type.
+MAX_METADATA_KEYS = 64
+MAX_METADATA_BYTES = 4096  # as compact JSON
 
 
 class Status(str, Enum):
@@ -38,10 +44,21 @@ class Job(BaseModel):
 
     job_id: str = Field(default_factory=new_job_id, pattern=JOB_ID_PATTERN,
                         description="idempotency key: one final result per job id")
-    product_id: str = Field(min_length=1, max_length=256)
+    product_id: str = Field(min_length=1, max_length=PRODUCT_ID_MAX)
     image_b64: str = Field(description="the image file's bytes (PNG, JPEG or WebP: wire.formats), base64")
-    metadata: Metadata = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict, description=f"returned with the result: flat, at most "
+                               f"{MAX_METADATA_KEYS} keys and {MAX_METADATA_BYTES} bytes of JSON")
     enqueued_at: float = Field(default_factory=time.time, description="unix seconds, set by the producer")
+
+    @field_validator("metadata")
+    @classmethod
+    def _bounded_metadata(cls, v: Metadata) -> Metadata:
+        if len(v) > MAX_METADATA_KEYS:
+            raise ValueError(f"metadata has {len(v)} keys; the limit is {MAX_METADATA_KEYS}")
+        size = len(json.dumps(v, separators=(",", ":")))
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is {size:,} bytes of JSON; the limit is {MAX_METADATA_BYTES:,}")
+        return v
 
     @classmethod
     def from_bytes(cls, image: bytes, product_id: str, job_id: str | None = None,

@@ -27,6 +27,11 @@ app.conf.update(
         "visibility_timeout": settings.visibility_timeout_s,
         "unacked_restore_interval": settings.restore_interval_s,
         "unacked_restore_throttle": 1,
+        # kombu holds this mutex (a key with a TTL) while it sweeps for messages to restore; a sweep
+        # cut short by a Redis restart left it for kombu's default 300 s, with no restores meanwhile
+        # (the AOF keeps the key). A sweep takes milliseconds, and restoring a tag is a WATCHed
+        # transaction, so two sweeps at once do no harm: 3 intervals is plenty.
+        "unacked_mutex_expire": 3 * settings.restore_interval_s,
         "priority_steps": [0],  # one Redis list per queue: what worker.consumer.transport makes reliable
         "reliable_queue": settings.queue,  # the task queue only: replies and broadcasts stay kombu's
         "socket_timeout": 30,

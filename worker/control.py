@@ -1,13 +1,12 @@
 """Remote-control commands for operators.
 
-    celery -A worker inspect model        # arch, version, checkpoint, accuracy, classes, device, params
+    celery -A worker inspect model        # arch, version, checkpoint, accuracy, classes, taxonomy, device, params
     celery -A worker inspect batching     # batches, sizes, tagged/failed, queue wait, images/s
-    celery -A worker control reload_model models/other/model.pt
+    celery -A worker control reload_model other/model.pt   # under TAGGER_MODELS_DIR
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from celery.worker.control import control_command, inspect_command
@@ -42,8 +41,9 @@ def reload_model(state: Any, checkpoint: str) -> dict[str, Any]:
     b = _batcher()
     if b is None:
         return {"error": "no batcher yet (the worker is starting)"}
-    path = Path(checkpoint).expanduser().resolve()
-    if not path.is_file():
-        return {"error": f"{path}: no such checkpoint file on {state.hostname}"}
+    try:
+        path = b.settings.allowed_checkpoint(checkpoint)
+    except ValueError as exc:
+        return {"error": f"{exc} (on {state.hostname})"}
     b.probe(str(path))
     return {"ok": f"loading {path}; `inspect model` shows the switch (generation {b.generation + 1})"}

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from wire.settings import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CHECKPOINT = REPO_ROOT / "models" / "compact" / "model.pt"
+MODELS_DIR = REPO_ROOT / "models"
+DEFAULT_MODEL = "compact"  # the folder under the models directory that a worker serves by default
+DEFAULT_CHECKPOINT = MODELS_DIR / DEFAULT_MODEL / "model.pt"
 
 
 class WorkerSettings(ServiceSettings):
-    checkpoint: Path = Field(DEFAULT_CHECKPOINT, description="model.pt written by ml.train")
+    models_dir: Path = Field(MODELS_DIR, description="checkpoints live here; `control reload_model` loads "
+                             "nothing outside it (a path relative to it, or an absolute path inside it)")
+    checkpoint: Path = Field(DEFAULT_CHECKPOINT, description=f"model.pt written by ml.train (default: "
+                             f"<models_dir>/{DEFAULT_MODEL}/model.pt)")
     max_batch_size: int = Field(256, ge=1, le=8192, description="jobs per forward pass, at most")
     max_batch_wait_ms: float = Field(10.0, ge=0, le=10_000,
                                      description="a batch closes when its oldest job has waited this long")
@@ -29,9 +34,32 @@ class WorkerSettings(ServiceSettings):
                                    description="larger messages are rejected unread (a chunk of images, base64)")
     metrics_port: int = Field(9541, ge=0, le=65535, description="Prometheus metrics of this node on "
                               "http://<host>:<port>/metrics, served by its consumer process (0: off)")
-    review_threshold: float = Field(
-        0.62, ge=0, le=1, description="tags below this confidence get needs_review (0.62: 97% precision of the "
-        "unflagged tags of the default model on photo-like validation images; rerun ml.photo_eval per model)")
+    review_threshold: float | None = Field(
+        None, ge=0, le=1, description="tags below this confidence get needs_review; unset: the threshold "
+        "ml.photo_eval chose for the served checkpoint (97% precision of the unflagged tags on photo-like "
+        "validation images, in photo_metrics.json beside it), else 0.5")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checkpoint_follows_models_dir(cls, data: Any) -> Any:
+        # An image that keeps its models elsewhere sets TAGGER_MODELS_DIR alone.
+        if isinstance(data, dict) and data.get("models_dir") and not data.get("checkpoint"):
+            data = {**data, "checkpoint": Path(data["models_dir"]) / DEFAULT_MODEL / "model.pt"}
+        return data
+
+    def allowed_checkpoint(self, path: str | Path) -> Path:
+        """`path` (relative to models_dir, or absolute) resolved, if it is a file inside models_dir.
+
+        `control reload_model` takes a path from anyone who can write to Redis: it may load
+        only what the operator put in the models directory (no `..`, no symlink out).
+        """
+        root = Path(self.models_dir).expanduser().resolve()
+        resolved = (root / Path(path).expanduser()).resolve()
+        if not resolved.is_relative_to(root):
+            raise ValueError(f"{path}: outside the models directory {root} (TAGGER_MODELS_DIR)")
+        if not resolved.is_file():
+            raise ValueError(f"{resolved}: no such checkpoint file")
+        return resolved
 
     @model_validator(mode="after")
     def _visibility_covers_a_batch(self) -> "WorkerSettings":

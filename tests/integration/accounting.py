@@ -34,6 +34,11 @@ def account(name: str, client, job_ids: list[str], timeout: float = 90.0) -> dic
         "duplicated": sum(n - 1 for j, n in streamed.items() if n > 1),
         "streamed": sum(streamed[j] > 0 for j in job_ids),
     }
+    if row["lost"]:  # where the missing jobs' messages are, for the failure message
+        r, queue = client.redis, client.settings.queue
+        row["where"] = {"queue": r.llen(queue), "inflight": r.llen(f"{queue}:inflight"), "unacked": r.hlen("unacked"),
+                        "dead_letters": r.xlen(client.settings.dead_letter_stream),
+                        "restore_mutex_ttl": r.ttl("unacked_mutex")}
     REPORT.append(row)
     assert unbounded_keys(client.redis, client.settings) == [], name
     return row

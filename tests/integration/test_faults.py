@@ -17,6 +17,7 @@ from collections import Counter
 
 import pytest
 
+from devtools.images import slow_png
 from devtools.local import Fleet
 from producer.errors import QueueFull
 from tests.integration.accounting import FAST, account, flood, jobs_from
@@ -132,6 +133,26 @@ def test_malformed_pickle_and_oversize_messages_are_rejected_and_the_worker_surv
     assert len(client.wait([j.job_id for j in more], timeout=30)) == 10
 
 
+def test_batches_slower_than_the_visibility_timeout_keep_their_messages(fleet, test_images) -> None:
+    """A batch that outlasts the visibility timeout used to have its messages restored to another
+    worker while it still ran them, and valid images ended as too_many_attempts (issue 11, finding 5)."""
+    slow = dict(visibility_timeout_s=3, restore_interval_s=1, max_batch_wait_ms=20)
+    a, b = fleet.worker("a", concurrency=1, **slow), fleet.worker("b", concurrency=1, **slow)
+    a.wait_ready(), b.wait_ready()
+    client = fleet.client()
+    png = slow_png()
+    jobs = [Job.from_bytes(png, f"slow-{i}", job_id=f"slow-{i}") for i in range(120)] + jobs_from(test_images, 16, "ok")
+    client.submit_jobs(jobs, chunk_size=1)
+    ids = [j.job_id for j in jobs]
+    row = account("batches slower than the visibility timeout", client, ids, timeout=240)
+    assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == len(jobs), row
+    results = client.fetch(ids).values()
+    longest = max(r.timings.finished_at - r.timings.started_at for r in results)
+    assert longest > slow["visibility_timeout_s"], f"no batch ran longer than the timeout ({longest:.1f} s)"
+    assert {r.attempts for r in results} == {1}  # never redelivered while it ran
+    assert a.control("batching")["duplicates"] == b.control("batching")["duplicates"] == 0
+
+
 def test_the_same_job_id_three_times_gives_one_final_result(fleet, test_images) -> None:
     w = fleet.worker("w", concurrency=2, **FAST).wait_ready()
     client = fleet.client()
@@ -205,11 +226,14 @@ def test_reload_model_across_a_running_fleet_loses_nothing(fleet, test_images, t
             p.add_(0.01 * torch.randn_like(p))
     new_version = checkpoint.save(tmp_path / "other.pt", old.model, old.arch, old.arch_args, metrics={"accuracy": 0.5})
 
-    a = fleet.worker("a", concurrency=2, **FAST)
-    b = fleet.worker("b", concurrency=1, **FAST)
+    a = fleet.worker("a", concurrency=2, models_dir=tmp_path, checkpoint=DEFAULT_CHECKPOINT, **FAST)
+    b = fleet.worker("b", concurrency=1, models_dir=tmp_path, checkpoint=DEFAULT_CHECKPOINT, **FAST)
     a.wait_ready(), b.wait_ready()
     client = fleet.client()
     before_version = a.control("model")["model_version"]
+    # anyone who can write to Redis can send this command: nothing outside the models directory loads
+    for outside in (str(DEFAULT_CHECKPOINT), "../" * 12 + "etc/passwd", str(tmp_path / ".." / "x.pt")):
+        assert "outside the models directory" in a.control("reload_model", checkpoint=outside).get("error", "")
     sent: list[str] = []
     stop = threading.Event()
 
@@ -227,7 +251,7 @@ def test_reload_model_across_a_running_fleet_loses_nothing(fleet, test_images, t
     thread.start()
     time.sleep(1.0)
     for w in (a, b):
-        assert "ok" in w.control("reload_model", checkpoint=str(tmp_path / "other.pt"))
+        assert "ok" in w.control("reload_model", checkpoint="other.pt")  # relative to the models directory
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not all(w.control("model").get("model_version") == new_version
                                                   for w in (a, b)):

@@ -101,3 +101,37 @@ def test_a_message_that_kills_its_process_before_parsing_is_dead_lettered(fleet,
         time.sleep(0.2)
     stats = w.control("batching")
     assert stats["dead_lettered_messages"] == 1, stats
+
+
+def test_costs_are_bounded_per_message_and_per_job(fleet, test_images) -> None:
+    """Issue 11, finding 4: a message's jobs, a job's metadata and echoed ids cost a bounded amount."""
+    fleet.worker("w", concurrency=1, max_batch_size=256, **FAST).wait_ready()
+    client = fleet.client()
+    r, queue = client.redis, client.settings.queue
+    png = base64.b64encode(test_images[0][0]).decode()
+
+    def job(job_id: str, **extra: object) -> dict:
+        return {"job_id": job_id, "product_id": "p", "image_b64": png, "enqueued_at": time.time(), **extra}
+
+    too_many = [job(f"many-{i}") for i in range(1_500)]  # over TAGGER_MAX_JOBS_PER_MESSAGE (1,024)
+    r.lpush(queue, task_envelope("tagger.tag", queue, too_many))
+    big = [job(f"big-{i}") for i in range(600)]  # under the cap, over max_batch_size: several forward passes
+    r.lpush(queue, task_envelope("tagger.tag", queue, big))
+    r.lpush(queue, task_envelope("tagger.tag", queue, [
+        job("fat-metadata", metadata={"blob": "x" * 1_000_000}),
+        job("long-id", product_id="p" * 10_000)]))
+    liar = json.loads(task_envelope("tagger.tag", queue, [job("liar")]))
+    liar["headers"]["tagger_jobs"] = 10**12  # once starved the prefetch
+    r.lpush(queue, json.dumps(liar))
+
+    ids = [j["job_id"] for j in too_many + big] + ["fat-metadata", "long-id", "liar"]
+    row = account("messages and jobs over the bounds", client, ids, timeout=180)
+    assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == 601 and row["failed"] == 1_502, row
+    results = client.fetch(ids)
+    assert {results[j["job_id"]].error_code for j in too_many} == {ErrorCode.INVALID_MESSAGE}
+    assert "holds 1,500 jobs; the limit is 1,024" in results["many-0"].error
+    assert max(results[j["job_id"]].timings.batch_size for j in big) <= 256
+    assert "metadata is 1,000,011 bytes of JSON; the limit is 4,096" in results["fat-metadata"].error
+    assert len(results["fat-metadata"].model_dump_json()) < 2_000  # nothing of the megabyte echoed back
+    assert results["long-id"].error_code is ErrorCode.INVALID_JOB and len(results["long-id"].product_id) == 256
+    assert results["liar"].label is not None

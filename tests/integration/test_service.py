@@ -40,10 +40,11 @@ def test_known_images_come_back_with_the_models_labels_in_backend_and_stream(wor
     assert first.label == first.top3[0].label and len(first.top3) == 3
     assert first.top3[0].score >= first.top3[1].score >= first.top3[2].score
     assert first.model and first.model_version  # names the model that produced it
-    # the review flag follows the configured threshold; the taxonomy fills category and department
-    from worker.settings import WorkerSettings
+    # the review flag follows the served model's threshold; the taxonomy fills category and department
+    from worker.pool.inference import chosen_threshold
+    from worker.settings import DEFAULT_CHECKPOINT
 
-    threshold = WorkerSettings().review_threshold
+    threshold = chosen_threshold(DEFAULT_CHECKPOINT)
     assert all(r.needs_review == (r.confidence < threshold) for r in got)
     assert any(r.needs_review for r in got) and not all(r.needs_review for r in got)
     assert {(r.label, r.category, r.department) for r in got if r.label == "Bag"} == {("Bag", "bags", "accessories")}

@@ -19,3 +19,15 @@ def test_job_ids_are_checked_and_images_round_trip() -> None:
         Job(product_id="p", image_b64="%%%not base64").image_bytes()
     with pytest.raises(DecodeError):
         TagResult.parse(b"{}")
+
+
+def test_metadata_is_flat_and_bounded_before_anything_is_sent() -> None:
+    from wire.messages import MAX_METADATA_BYTES, MAX_METADATA_KEYS
+
+    assert Job.from_bytes(b"x", "sku", metadata={"shop": "eu", "n": 1, "ok": True, "none": None}).metadata["n"] == 1
+    for bad in ({"nested": {"a": 1}}, {"list": [1, 2]}, {f"k{i}": i for i in range(MAX_METADATA_KEYS + 1)},
+                {"blob": "x" * MAX_METADATA_BYTES}):
+        with pytest.raises(ValueError):
+            Job.from_bytes(b"x", "sku", metadata=bad)
+    with pytest.raises(ValueError):
+        Job(product_id="p", image_b64="eA==", enqueued_at=float("inf"))  # would not survive a JSON round trip

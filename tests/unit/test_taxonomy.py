@@ -28,3 +28,28 @@ def test_taxonomy_maps_every_class_once() -> None:
 def test_taxonomy_imports_without_torch_or_numpy() -> None:
     code = "import sys, ml.taxonomy; bad = {'torch', 'numpy'} & set(sys.modules); assert not bad, bad"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_a_custom_taxonomy_names_every_class_once_with_both_fields(tmp_path) -> None:
+    classes = ("sneakers", "boots")
+    good = {"sneakers": {"category": "shoes", "department": "footwear"},
+            "boots": {"category": " shoes ", "department": "footwear"}}
+    assert taxonomy.parse(good, classes)["boots"] == ("boots", "shoes", "footwear")
+    assert taxonomy.parse(taxonomy.plain(taxonomy.parse(good, classes)), classes) == taxonomy.parse(good, classes)
+    for bad, message in [
+        ([], "expected an object"),
+        ({"sneakers": good["sneakers"]}, "no entry for the classes 'boots'"),
+        ({**good, "sandals": good["boots"]}, "entries for what is no class: 'sandals'"),
+        ({**good, "boots": {"category": "shoes"}}, "'boots': expected"),
+        ({**good, "boots": {"category": "shoes", "department": ""}}, "'boots': expected"),
+        ({**good, "boots": {"category": "shoes", "department": "x", "colour": "red"}}, "nothing else"),
+        ({**good, "boots": ["shoes", "footwear"]}, "'boots': expected"),
+    ]:
+        with pytest.raises(taxonomy.TaxonomyError, match=message):
+            taxonomy.parse(bad, classes)
+    path = tmp_path / "taxonomy.json"
+    path.write_text("{not json")
+    with pytest.raises(taxonomy.TaxonomyError, match=f"{path}: cannot read it as JSON"):
+        taxonomy.read_file(path, classes)
+    with pytest.raises(taxonomy.TaxonomyError, match="cannot read"):
+        taxonomy.read_file(tmp_path / "missing.json", classes)

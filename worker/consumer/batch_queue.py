@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -47,6 +47,10 @@ class BatchQueue(Generic[T]):
     def __len__(self) -> int:
         """Items waiting."""
         return len(self._items)
+
+    def __iter__(self) -> Iterator[Pending[T]]:
+        """The items waiting, oldest first (without taking them)."""
+        return iter(self._items)
 
     def deadline(self) -> float | None:
         """When the oldest waiting item's batch must close (None when empty)."""

@@ -143,6 +143,7 @@ class Batcher:
         self.closing = False
         self._tref: Any = None
         self._tref_at: float | None = None
+        self._lease_tref: Any = None
         self._jobs_per_message = 1.0
         self.redis = connect(settings.redis_url)  # for large batches' bodies (see _payload)
 
@@ -345,13 +346,42 @@ class Batcher:
         connection dropped may be nowhere else. If Redis also redelivers it, the result
         is published once all the same.
         """
-        if self._tref is not None:
-            self._tref.cancel()
-        self._tref = self._tref_at = None
+        for tref in (self._tref, self._lease_tref):
+            if tref is not None:
+                tref.cancel()
+        self._tref = self._tref_at = self._lease_tref = None
         self.consumer, self.pool, self.timer = consumer, consumer.pool, consumer.timer
         self.errors = consumer.connection_errors
         self.closing = False
+        self.start_leases()
         self.schedule()
+
+    # --- leases -----------------------------------------------------------------------------
+
+    def start_leases(self) -> None:
+        """Renew the visibility of every held message a few times per visibility timeout."""
+        if self._lease_tref is None:
+            interval = max(0.5, self.settings.visibility_timeout_s / 4)
+            self._lease_tref = self.timer.call_repeatedly(interval, self.renew_leases, priority=5)
+
+    def renew_leases(self) -> None:
+        """A batch slower than the visibility timeout keeps its messages; so do the buffered ones.
+
+        Without this, Redis gave a long batch's messages to another worker while the first
+        still ran them, and counted that as a failed attempt (issue 11: valid images were
+        dead-lettered). Now only a worker that is really gone loses its messages.
+        """
+        held = [p.item.message for p in self.queue] + [p.item.message for b in self.inflight.values() for p in b.items]
+        by_qos: dict[int, tuple[Any, list[str]]] = {}
+        for message in held:
+            qos = getattr(message.channel, "qos", None)
+            if hasattr(qos, "renew"):
+                by_qos.setdefault(id(qos), (qos, []))[1].append(message.delivery_tag)
+        for qos, tags in by_qos.values():
+            try:
+                qos.renew(tags)
+            except self.errors as exc:  # Redis away: the next renewal (or the reconnect) catches up
+                logger.warning("could not renew the visibility of %d messages: %s", len(tags), exc)
 
     def summary(self) -> dict[str, Any]:
         return {**self.stats.summary(), "quarantined": dict(QUARANTINED), "buffered_jobs": self.queue.jobs, "buffered_messages": len(self.queue),
@@ -367,6 +397,7 @@ def batching_strategy(task: Any, app: Any, consumer: Any, **_: Any) -> Callable[
     batcher = _batchers.get(task.name)
     if batcher is None:
         batcher = _batchers[task.name] = Batcher(task, app, consumer, task.settings)
+        batcher.start_leases()
     else:
         batcher.rebind(consumer)
     return batcher.on_message

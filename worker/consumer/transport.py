@@ -104,6 +104,14 @@ class QoS(kombu_redis.QoS):
             pipe.execute()
         virtual.QoS.ack(self, delivery_tag)
 
+    def renew(self, delivery_tags: list[str]) -> None:
+        """Extend the visibility of messages this worker still holds: only a worker that is really
+        gone has its messages restored, however long its batches run (ZADD XX: an acknowledged
+        tag is not brought back)."""
+        if delivery_tags:
+            with self.channel.conn_or_acquire() as client:
+                client.zadd(self.unacked_index_key, dict.fromkeys(delivery_tags, time()), xx=True)
+
     def restore_visible(self, *args: Any, **kwargs: Any) -> None:
         super().restore_visible(*args, **kwargs)
         self.channel.restore_orphans()

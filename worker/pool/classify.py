@@ -61,8 +61,8 @@ def classify(clf: Classifier, jobs: list[Job], attempts: dict[str, int], limits:
         ck = clf.checkpoint
         for job, ids, scores in zip(ok, pred.top_ids.tolist(), pred.top_scores.tolist()):
             top = [Score(label=clf.classes[i], label_id=i, score=s) for i, s in zip(ids, scores)]
-            results.append(tagged(job, top, ck.arch, ck.version, review_threshold, started, finished, len(jobs),
-                                  attempts.get(job.job_id, 1), worker))
+            results.append(tagged(job, top, clf.taxonomy, ck.arch, ck.version, review_threshold, started, finished,
+                                  len(jobs), attempts.get(job.job_id, 1), worker))
     for job in jobs:
         wait = max(0.0, started - job.enqueued_at)
         report.queue_wait_s += wait

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from wire.errors import DecodeError, ErrorCode
-from wire.messages import JOB_ID_PATTERN, Job, TagResult
+from wire.messages import JOB_ID_PATTERN, PRODUCT_ID_MAX, Job, TagResult
 from worker.pool.results import failure
 
 logger = logging.getLogger(__name__)
@@ -39,11 +39,12 @@ class Message:
                    str(meta.get("skip") or ""))
 
 
-def parse_message(body: bytes | str, worker: str | None = None,
-                  task_id: str = "") -> tuple[list[Job], list[TagResult], list[str]]:
+def parse_message(body: bytes | str, worker: str | None = None, task_id: str = "",
+                  max_jobs: int = 1024) -> tuple[list[Job], list[TagResult], list[str]]:
     """A Celery message body -> valid jobs, failed results for the invalid ones, and every job id in order.
 
-    Raises only DecodeError, whatever the body holds (JSON nested a thousand deep included).
+    Raises only DecodeError, whatever the body holds (JSON nested a thousand deep included),
+    and for a message of more than `max_jobs` jobs (its cost would grow without bound).
     """
     now = time.time()
     try:
@@ -55,6 +56,9 @@ def parse_message(body: bytes | str, worker: str | None = None,
             raise TypeError("the jobs are not a list of jobs nor one job")
     except Exception as exc:  # noqa: BLE001 - RecursionError, MemoryError, ...: all mean "not readable"
         raise DecodeError(f"not a tagger message: {type(exc).__name__}: {_short(exc)}") from None
+    if len(raw_jobs) > max_jobs:
+        raise DecodeError(f"the message holds {len(raw_jobs):,} jobs; the limit is {max_jobs:,} "
+                          f"(TAGGER_MAX_JOBS_PER_MESSAGE)")
     jobs, failures, ids = [], [], []
     for i, raw in enumerate(raw_jobs):
         derived = (task_id if len(raw_jobs) == 1 else f"{task_id[:120]}-{i}") if task_id else ""
@@ -70,8 +74,8 @@ def parse_message(body: bytes | str, worker: str | None = None,
             if not job_id:
                 logger.error("dropped a job without a usable job id: %s", _short(exc))
                 continue
-            product = raw.get("product_id") if isinstance(raw, dict) else None
-            failures.append(failure(job_id, product if isinstance(product, str) else "",
+            product = raw.get("product_id") if isinstance(raw, dict) else None  # echoed back: at most a valid one
+            failures.append(failure(job_id, product[:PRODUCT_ID_MAX] if isinstance(product, str) else "",
                                     ErrorCode.INVALID_JOB, f"invalid job: {_short(exc)}", now, 1, worker,
                                     enqueued=raw.get("enqueued_at") if isinstance(raw, dict) else None))
             ids.append(job_id)

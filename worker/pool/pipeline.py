@@ -77,7 +77,7 @@ def run_batch(payload: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
         deliveries[i] = 1 + n
     report.seconds["parse"] += time.perf_counter() - t
 
-    clf = inference.get(ctx["checkpoint"], ctx["generation"], s.device, s.torch_threads)
+    clf = inference.get(ctx["checkpoint"], ctx["generation"], s)
     report.model = clf.info()
     fresh = [m for m, n in zip(messages, deliveries) if n == 1]
     suspects = [(m, n) for m, n in zip(messages, deliveries) if 1 < n <= s.max_attempts]
@@ -169,14 +169,18 @@ def _run_messages(pub: Publisher, clf: inference.Classifier, messages: list[Mess
         if job.job_id in newly_failed:
             pub.dead_letter(job, f"no result after {attempts[job.job_id] - 1} deliveries", attempts[job.job_id] - 1)
             report.dead_lettered += 1
-    tags = classify(clf, fresh, attempts, limits(), s.review_threshold, report, worker) if fresh else []
-    if not suspects:  # the common path: the messages' results go in the same call as their jobs'
-        _publish(pub, tags, report, known, messages)
+    # At most max_batch_size jobs per forward pass, however many one message brought: a pool
+    # process's memory does not grow with the jobs in a message. The messages' results go in the
+    # same call as their jobs' last ones (the common path: no suspects).
+    chunks = [fresh[start : start + s.max_batch_size] for start in range(0, len(fresh), s.max_batch_size)] or [[]]
+    for i, chunk in enumerate(chunks):
+        tags = classify(clf, chunk, attempts, limits(), clf.review_threshold, report, worker) if chunk else []
+        _publish(pub, tags, report, known, messages if i == len(chunks) - 1 and not suspects else ())
+    if not suspects:
         return
-    _publish(pub, tags, report, known)
     for job in isolation_order(suspects, attempts):
         report.isolated += 1
-        _publish(pub, classify(clf, [job], attempts, limits(), s.review_threshold, report, worker), report, known)
+        _publish(pub, classify(clf, [job], attempts, limits(), clf.review_threshold, report, worker), report, known)
     _publish(pub, [], report, known, messages)
 
 
@@ -206,7 +210,7 @@ def _parse_all(pub: Publisher, messages: list[Message], worker: str | None,
     invalid: list[TagResult] = []
     for m in messages:
         try:
-            ok, bad, m.job_ids = parse_message(m.body, worker, m.id)
+            ok, bad, m.job_ids = parse_message(m.body, worker, m.id, settings().max_jobs_per_message)
         except DecodeError as exc:
             report.invalid_messages += 1
             logger.error("dead-lettered a malformed message: %s", exc)
@@ -231,13 +235,13 @@ def _parse_all(pub: Publisher, messages: list[Message], worker: str | None,
 def describe_model(ctx: dict[str, Any]) -> dict[str, Any]:
     """Load (or swap to) the context's checkpoint in this process and describe it."""
     s = settings()
-    return inference.get(ctx["checkpoint"], ctx["generation"], s.device, s.torch_threads).info()
+    return inference.get(ctx["checkpoint"], ctx["generation"], s).info()
 
 
 def warm_up() -> None:
     """Load the configured model at process start, so the first batch does not wait for it."""
     s = settings()
-    inference.get(str(s.checkpoint), 0, s.device, s.torch_threads)
+    inference.get(str(s.checkpoint), 0, s)
 
 
 def _publish(pub: Publisher, results: list[TagResult], report: BatchReport, known: dict[str, TagResult],

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, Mapping
 
-from ml.taxonomy import TAXONOMY
+from ml.taxonomy import Taxonomy
 from wire.errors import ErrorCode
 from wire.messages import Job, Score, Status, TagResult, Timings
 
@@ -22,10 +22,12 @@ def failure(job_id: str, product_id: str, code: ErrorCode, message: str, started
                      attempts=attempts, worker=worker, metadata=metadata or {})
 
 
-def tagged(job: Job, top: list[Score], arch: str, version: str, review_threshold: float, started: float,
-           finished: float, batch_size: int, attempts: int, worker: str | None) -> TagResult:
-    """A tag: the best class first in `top`, its taxonomy, and whether a person should look at it."""
-    tax = TAXONOMY.get(top[0].label)
+def tagged(job: Job, top: list[Score], taxonomy: Mapping[str, Taxonomy], arch: str, version: str,
+           review_threshold: float, started: float, finished: float, batch_size: int, attempts: int,
+           worker: str | None) -> TagResult:
+    """A tag: the best class first in `top`, its category and department in the model's `taxonomy`,
+    and whether a person should look at it."""
+    tax = taxonomy.get(top[0].label)
     return TagResult(
         job_id=job.job_id, product_id=job.product_id, status=Status.TAGGED,
         label=top[0].label, label_id=top[0].label_id, confidence=top[0].score, top3=top,
