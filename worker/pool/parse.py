@@ -61,16 +61,15 @@ def parse_message(body: bytes | str, worker: str | None = None, task_id: str = "
                           f"(TAGGER_MAX_JOBS_PER_MESSAGE)")
     jobs, failures, ids = [], [], []
     for i, raw in enumerate(raw_jobs):
-        derived = (task_id if len(raw_jobs) == 1 else f"{task_id[:120]}-{i}") if task_id else ""
-        if derived and isinstance(raw, dict) and "job_id" not in raw:
-            raw = {**raw, "job_id": derived}
+        if task_id and isinstance(raw, dict) and "job_id" not in raw:
+            raw = {**raw, "job_id": _derived_id(task_id, i, len(raw_jobs))}
         try:
             jobs.append(Job.model_validate(raw))
             ids.append(jobs[-1].job_id)
         except Exception as exc:  # noqa: BLE001 - ValidationError, or anything odd pydantic meets
             job_id = raw.get("job_id") if isinstance(raw, dict) else None
             if not isinstance(job_id, str) or not _valid_job_id(job_id):
-                job_id = derived
+                job_id = _derived_id(task_id, i, len(raw_jobs)) if task_id else ""
             if not job_id:
                 logger.error("dropped a job without a usable job id: %s", _short(exc))
                 continue
@@ -80,6 +79,11 @@ def parse_message(body: bytes | str, worker: str | None = None, task_id: str = "
                                     enqueued=raw.get("enqueued_at") if isinstance(raw, dict) else None))
             ids.append(job_id)
     return jobs, failures, ids
+
+
+def _derived_id(task_id: str, index: int, jobs: int) -> str:
+    """The id of a job that brought none: its message's task id (the i-th of several: `<task id>-<i>`)."""
+    return task_id if jobs == 1 else f"{task_id[:120]}-{index}"
 
 
 def job_ids_in(body: bytes | str) -> list[str]:
