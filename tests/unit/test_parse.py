@@ -36,3 +36,4 @@ def test_jobs_as_a_list_one_job_or_a_keyword_and_ids_from_the_task_id() -> None:
     for bad in ([[], {}, {}], [["x"], {}, {}], [[], {"jobs": 3}, {}], {"a": 1}):
         with pytest.raises(ValueError, match="not a tagger message"):
             parse_message(json.dumps(bad), task_id="t")
+

@@ -32,6 +32,7 @@ class Message:
     reply: bool = False  # a standard sender (no ignore_result): its result goes under its task id too
     skip: str = ""  # "revoked" or "expired": not run, its jobs fail with that code
     job_ids: list[str] = field(default_factory=list)  # its jobs, in order, once parsed
+    unreadable: str = ""  # why its body could not be parsed, if it could not
 
     @classmethod
     def from_payload(cls, body: bytes | str, meta: dict[str, object]) -> "Message":

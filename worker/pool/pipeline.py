@@ -120,7 +120,7 @@ def _give_up_message(pub: Publisher, m: Message, deliveries: int, report: BatchR
     pub.dead_letter_message(m.body, reason, deliveries)
     report.dead_lettered_messages += 1
     now = time.time()
-    m.job_ids = job_ids_in(m.body)
+    m.job_ids, m.unreadable = job_ids_in(m.body), reason
     _publish(pub, [failure(j, "", ErrorCode.TOO_MANY_ATTEMPTS, f"gave up: {reason} (dead-lettered)", now, 1, worker,
                            deliveries) for j in m.job_ids], report, known, [m])
 
@@ -216,7 +216,7 @@ def _parse_all(pub: Publisher, messages: list[Message], worker: str | None,
             logger.error("dead-lettered a malformed message: %s", exc)
             pub.dead_letter_message(m.body, str(exc), 1)
             now = time.time()
-            m.job_ids = job_ids_in(m.body)
+            m.job_ids, m.unreadable = job_ids_in(m.body), str(exc)
             invalid += [failure(j, "", ErrorCode.INVALID_MESSAGE, f"its message could not be read: {exc}", now, 1,
                                 worker) for j in m.job_ids]
             continue
@@ -281,5 +281,5 @@ def _message_results(pub: Publisher, replies: list[Message], known: dict[str, Ta
     for m in replies:
         if m.job_ids == [m.id]:  # its one job's result is stored under the task id already
             continue
-        out.append((m.id, *message_value([known[j] for j in m.job_ids if j in known], m.skip)))
+        out.append((m.id, *message_value([known[j] for j in m.job_ids if j in known], m.skip, m.unreadable)))
     return out

@@ -44,20 +44,21 @@ def backend_value(r: TagResult, payload: str) -> tuple[str, str]:
     return "FAILURE", _exception("JobFailed", "wire.errors", [code.value, r.error or ""], payload)
 
 
-def message_value(results: list[TagResult], skip: str = "") -> tuple[str, str]:
+def message_value(results: list[TagResult], skip: str = "", unreadable: str = "") -> tuple[str, str]:
     """(Celery state, result JSON) of a standard sender's message: its one job's result, or the list
-    of its jobs' results (state SUCCESS when at least one job was tagged)."""
-    if len(results) == 1:
+    of its jobs' results (state SUCCESS when at least one job was tagged, or it held none).
+    `unreadable`: why its body could not be read (then it fails, whatever job ids it named)."""
+    if len(results) == 1 and not unreadable:
         return backend_value(results[0], results[0].model_dump_json())
     items = "[" + ",".join(r.model_dump_json() for r in results) + "]"
-    if not results or any(r.status is Status.TAGGED for r in results):
+    if any(r.status is Status.TAGGED for r in results) or not (results or unreadable):
         return "SUCCESS", items
     if skip:
         return "REVOKED", _exception("TaskRevokedError", "celery.exceptions", [skip], '{"results":' + items + "}")
     codes = [r.error_code.value for r in results if r.error_code]
-    reason = f"none of its {len(results)} jobs was tagged"
-    return "FAILURE", _exception("JobFailed", "wire.errors", [codes[0] if codes else "invalid_message", reason],
-                                 '{"results":' + items + "}")
+    code = codes[0] if codes else ErrorCode.INVALID_MESSAGE.value
+    reason = unreadable or f"none of its {len(results)} jobs was tagged"
+    return "FAILURE", _exception("JobFailed", "wire.errors", [code, reason], '{"results":' + items + "}")
 
 
 def _exception(exc_type: str, module: str, message: list[str], fields: str) -> str:
