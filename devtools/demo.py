@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
         handles = client.submit_many([(f, f.name) for f in files])
         results = client.wait([h.job_id for h in handles], timeout=60)
-        print(f"\n{'product':<28} {'tag':<12} {'conf.':>6}  {'category':<10} review  true")
+        print(f"\n{'product':<28} {'tag':<12} {'conf.':>6}  {'category':<10} {'colours':<24} review  true")
         correct = known = 0
         for h, f in zip(handles, files):
             r = results[h.job_id]
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                 known += truth is not None
                 correct += truth == r.label
                 mark = "" if truth is None else ("ok" if truth == r.label else f"({truth})")
-                print(f"{r.product_id:<28} {r.label:<12} {r.confidence:>6.1%}  {r.category or '-':<10} "
+                colours = ", ".join(f"{c.name} {c.share:.0%}" for c in r.colours) or "-"
+                print(f"{r.product_id:<28} {r.label:<12} {r.confidence:>6.1%}  {r.category or '-':<10} {colours:<24} "
                       f"{'yes' if r.needs_review else 'no':<6}  {mark}")
             else:
                 print(f"{r.product_id:<28} FAILED {r.error_code.value if r.error_code else ''}: {r.error}")

@@ -26,18 +26,27 @@ from ml.photos import DEFAULT_STYLE, render_split
 TARGET_PRECISION = 0.97  # precision of the tags that are not flagged for review
 
 
-def preprocess_all(blobs: Sequence[bytes]) -> tuple[np.ndarray, dict[int, str], float]:
+PREPROCESS_PATHS = {
+    "fast": lambda blob: pre.preprocess(blob),  # the fastest decoder per format (the service's)
+    "pillow": lambda blob: pre.preprocess_pillow(blob),  # Pillow's decoders only (before ml.decode)
+    "colours": lambda blob: pre.preprocess_with_colours(blob).image,
+}
+
+
+def preprocess_all(blobs: Sequence[bytes], path: str = "fast") -> tuple[np.ndarray, dict[int, str], float]:
     """Bytes -> (uint8 N x 28 x 28, {index: ImageError code}, seconds spent in preprocess only).
 
     An image that fails keeps an all-black slot; callers count it as a wrong, flagged tag.
+    `path` picks the preprocessing (PREPROCESS_PATHS).
     """
+    fn = PREPROCESS_PATHS[path]
     out = np.zeros((len(blobs), 28, 28), dtype=np.uint8)
     errors: dict[int, str] = {}
     spent = 0.0
     for i, blob in enumerate(blobs):
         t0 = time.perf_counter()
         try:
-            out[i] = pre.preprocess(blob)
+            out[i] = fn(blob)
         except pre.ImageError as exc:
             errors[i] = exc.code
         spent += time.perf_counter() - t0
@@ -64,7 +73,7 @@ def choose_threshold(correct: np.ndarray, conf: np.ndarray, target: float = TARG
     return 1.0
 
 
-def _subset(n: int, subset: int | None, seed: int) -> np.ndarray:
+def subset_indices(n: int, subset: int | None, seed: int) -> np.ndarray:
     """A fixed, class-mixed subset of indices (all when subset is None or >= n)."""
     if subset is None or subset >= n:
         return np.arange(n)
@@ -73,7 +82,7 @@ def _subset(n: int, subset: int | None, seed: int) -> np.ndarray:
 
 def evaluate(model: Any, dataset: Any, classes: Sequence[str], seed: int = 0, subset: int | None = None,
              val_subset: int | None = None, target: float = TARGET_PRECISION,
-             threshold: float | None = None) -> dict[str, Any]:
+             threshold: float | None = None, path: str = "fast") -> dict[str, Any]:
     """Clean vs photo-like accuracy on the test split; review threshold chosen on photo-like validation.
 
     `dataset` needs `.val` and `.test` splits of uint8 images and labels (ml.data.Dataset).
@@ -84,12 +93,12 @@ def evaluate(model: Any, dataset: Any, classes: Sequence[str], seed: int = 0, su
     from ml.evaluate import compute_metrics, predict
 
     def run(split_name: str, split: Any, n: int | None) -> dict[str, Any]:
-        idx = _subset(len(split), n, seed)
+        idx = subset_indices(len(split), n, seed)
         images, labels = split.images[idx], split.labels[idx]
         t0 = time.perf_counter()
         blobs = render_split(split.images.numpy(), split_name, seed, indices=idx)
         render_s = time.perf_counter() - t0
-        photos, errors, pre_s = preprocess_all(blobs)
+        photos, errors, pre_s = preprocess_all(blobs, path)
         clean_pred, clean_conf = predict(model, images)
         photo_pred, photo_conf = predict(model, torch.from_numpy(photos))
         for i in errors:
@@ -152,7 +161,8 @@ def format_report(m: dict[str, Any]) -> str:
 
 
 def run(checkpoint: str, data_dir: str | None = None, out: str | None = None, subset: int | None = None,
-        val_subset: int | None = None, seed: int = 0, threshold: float | None = None) -> dict[str, Any]:
+        val_subset: int | None = None, seed: int = 0, threshold: float | None = None,
+        path: str = "fast") -> dict[str, Any]:
     """Evaluate, print, write photo_metrics.json next to the checkpoint (or into `out`); return the figures."""
     from ml import checkpoint as ckpt_io
     from ml import data as data_mod
@@ -161,7 +171,7 @@ def run(checkpoint: str, data_dir: str | None = None, out: str | None = None, su
     dataset = data_mod.load(data_dir)
     t0 = time.perf_counter()
     metrics = evaluate(ck.model, dataset, ck.classes, seed=seed, subset=subset, val_subset=val_subset,
-                       threshold=threshold)
+                       threshold=threshold, path=path)
     metrics = {"checkpoint": ckpt_io.portable_path(checkpoint), "arch": ck.arch, "model_version": ck.version,
                "seconds": round(time.perf_counter() - t0, 1), **metrics}
     folder = Path(out) if out else Path(checkpoint).parent
@@ -181,9 +191,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--subset", type=int, default=None, help="only this many test images (default: all)")
     p.add_argument("--val-subset", type=int, default=None, help="only this many validation images (default: all)")
     p.add_argument("--seed", type=int, default=0, help="rendering seed")
+    p.add_argument("--path", choices=sorted(PREPROCESS_PATHS), default="fast",
+                   help="preprocess with the fastest decoder per format (the service's), with Pillow only "
+                        "(the path before ml.decode), or as preprocess_with_colours does")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    return run(args.checkpoint, args.data_dir, args.out, args.subset, args.val_subset, args.seed)
+    return run(args.checkpoint, args.data_dir, args.out, args.subset, args.val_subset, args.seed, path=args.path)
 
 
 if __name__ == "__main__":

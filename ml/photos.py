@@ -9,6 +9,9 @@ as a JPEG of random quality (70-95). The bytes then go through the same
 `ml.preprocess.preprocess` as the worker's. Every image's randomness comes from
 (seed, split, index), so a subset renders exactly the same images as the full run.
 
+The renders also know the item's colour (`render_image_with_colour`: the colour painted where
+the item's intensity is 255), so ml.colour_eval can check `preprocess_with_colours` against it.
+
     python -m ml.photos --examples docs/preprocess_examples.png   # the docs' before/after picture
 """
 
@@ -50,7 +53,7 @@ class PhotoStyle:
 DEFAULT_STYLE = PhotoStyle()
 
 
-def _rng(seed: int, split: str, index: int) -> np.random.Generator:
+def photo_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, SPLIT_STREAM[split], index])
 
 
@@ -73,6 +76,13 @@ def render_image(image: np.ndarray, rng: np.random.Generator, style: PhotoStyle 
 
     `background="dark"` puts the same item, same colour, on a near-black background instead.
     """
+    return render_image_with_colour(image, rng, style, background)[0]
+
+
+def render_image_with_colour(image: np.ndarray, rng: np.random.Generator, style: PhotoStyle = DEFAULT_STYLE,
+                             background: str = "light") -> tuple[Image.Image, tuple[int, int, int]]:
+    """`render_image` and the colour it paints the item in (where the item's intensity is 255):
+    the same draws from `rng`, so the same image."""
     w, h = (int(v) for v in rng.integers(style.min_side, style.max_side + 1, 2))
     side = max(8, round(rng.uniform(style.min_scale, style.max_scale) * min(w, h)))
     x, y = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
@@ -93,7 +103,7 @@ def render_image(image: np.ndarray, rng: np.random.Generator, style: PhotoStyle 
         tile = _noise_tile(style.max_side, style.noise_sigma)
         nx, ny = int(rng.integers(0, tile.width - w + 1)), int(rng.integers(0, tile.height - h + 1))
         canvas = ImageChops.add(canvas, tile.crop((nx, ny, nx + w, ny + h)), 1.0, -128)
-    return canvas
+    return canvas, (int(colour[0]), int(colour[1]), int(colour[2]))
 
 
 @lru_cache(maxsize=2)
@@ -106,17 +116,23 @@ def _noise_tile(side: int, sigma: float) -> Image.Image:
 def render_jpeg(image: np.ndarray, rng: np.random.Generator, style: PhotoStyle = DEFAULT_STYLE,
                 background: str = "light") -> bytes:
     """`render_image` saved as JPEG bytes at a random quality."""
-    photo = render_image(image, rng, style, background)
+    return render_jpeg_with_colour(image, rng, style, background)[0]
+
+
+def render_jpeg_with_colour(image: np.ndarray, rng: np.random.Generator, style: PhotoStyle = DEFAULT_STYLE,
+                            background: str = "light") -> tuple[bytes, tuple[int, int, int]]:
+    """`render_jpeg` and the item's painted colour."""
+    photo, colour = render_image_with_colour(image, rng, style, background)
     buf = io.BytesIO()
     photo.save(buf, "JPEG", quality=int(rng.integers(style.min_quality, style.max_quality + 1)))
-    return buf.getvalue()
+    return buf.getvalue(), colour
 
 
 def render_split(images: np.ndarray, split: str, seed: int = 0, indices: Sequence[int] | None = None,
                  style: PhotoStyle = DEFAULT_STYLE) -> list[bytes]:
     """JPEG bytes of `images[i]` for each i in `indices` (default: all), reproducible per index."""
     idx = range(len(images)) if indices is None else indices
-    return [render_jpeg(images[i], _rng(seed, split, int(i)), style) for i in idx]
+    return [render_jpeg(images[i], photo_rng(seed, split, int(i)), style) for i in idx]
 
 
 def examples_figure(images: np.ndarray, labels: Sequence[int], classes: Sequence[str], path: Path,

@@ -6,11 +6,15 @@ edge to 28 with the item centred, negating the intensities and converting to 8-b
 (Xiao et al. 2017). `preprocess` does the same to a product photo, so the model sees what it
 was trained on:
 
-1. Check the byte count, the format (allowlist) and the pixel count from the header, before
-   a single pixel is decoded; Pillow's decompression-bomb warning is an error.
-2. Decode small: a JPEG in draft mode (libjpeg's scaled IDCT at 1/2, 1/4 or 1/8, straight to
-   grey) so its short side stays >= WORK_SIZE (112); PNG and WebP have no such mode, so they
-   are decoded in full, converted to grey and box-reduced (`Image.reduce`) by the same 2^k.
+1. Check the byte count, the format (allowlist) and the pixel count from the header (Pillow's
+   lazy open), before a single pixel is decoded; the pixel limit is per format (`Limits`), as a
+   PNG or WebP costs far more per pixel than a JPEG; Pillow's decompression-bomb warning is an
+   error.
+2. Decode small, with the fastest decoder for the format (`ml.decode`; Pillow for the rare
+   kinds and whenever a fast decoder refuses, so every error code is still Pillow's): a JPEG
+   with libjpeg's scaled IDCT at 1/2, 1/4 or 1/8, straight to grey, so its short side stays
+   >= WORK_SIZE (112); PNG and WebP have no such mode, so they are decoded in full, converted
+   to grey and box-reduced (`Image.reduce`) by the same 2^k.
 3. Apply the EXIF (or XMP) orientation; flatten transparency onto white (a cut-out shown on a
    web page), so transparent areas are background; convert every mode (1, L, LA, P, PA, RGB,
    RGBA, CMYK, I;16, ...) to 8-bit grey.
@@ -27,6 +31,10 @@ was trained on:
 
 The choices in 4-6 (area average vs subsampling, tolerance, sharpening, WORK_SIZE) were made
 by accuracy on photo-like renders of the validation split (ml.photo_eval); see docs/photos.md.
+
+`preprocess_with_colours` also names the item's dominant colours (`ml.colour`) from the same
+working image, in colour: a JPEG is then decoded to RGB at the same reduced size, a PNG or WebP
+is sampled at the reduced grid's block centres (transparent areas flattened onto white).
 
 An image that is already 28 x 28 is model-ready: it is only converted to grey and, when its
 corners are light, negated. A Fashion-MNIST image therefore passes through exactly unchanged.
@@ -46,6 +54,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageFilter
 
+from ml import decode as fast
+from ml.colour import NO_COLOUR, Colour, ColourResult, Geometry, dominant_colours
 from ml.constants import IMAGE_SIZE
 from wire.errors import ErrorCode
 from wire.formats import IMAGE_FORMATS
@@ -60,6 +70,7 @@ TRIM_FRACTION = 0.10
 # Zalando sharpened with a Gaussian of radius and sigma 1 after resizing; so do we.
 SHARPEN = ImageFilter.UnsharpMask(radius=1, percent=100, threshold=0)
 WORK_SIZE = 112  # decode/reduce by 2^k while the short side stays >= WORK_SIZE
+COLOUR_SAMPLES = 4096  # colour samples taken from a PNG or WebP decoded in full (ml.colour)
 _CORNER = 3  # corner patch side (pixels of the reduced image) used to estimate the background
 
 _ORIENTATION = {
@@ -85,11 +96,35 @@ class ImageError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """What a job may send. Checked before any pixel is decoded."""
+    """What a job may send. Checked before any pixel is decoded.
+
+    `max_pixels` caps every format. A JPEG is decoded at 1/2^k scale: at 40 Mpx it costs ~10 ms
+    of CPU and ~1 MB, and its worst case is bounded by its bytes (a 10 MiB noisy JPEG: ~65 ms).
+    PNG and WebP have no reduced decode: every pixel is decoded (per Mpx, ~12 ms and 5.7 MB for
+    an RGBA PNG, 5-11 ms and 5 MB for a WebP), and a 1.6 KB lossless WebP can claim 40 Mpx
+    (0.55 s and +613 MB with Pillow's decoder). Their own caps, 16 Mpx (4,000 x 4,000), hold the
+    worst case to ~0.2 s and ~90 MB (docs/decoders.md).
+    """
 
     max_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000  # width x height; a 20,000 x 20,000 bomb is 400 M
     formats: frozenset[str] = IMAGE_FORMATS
+    max_pixels_png: int = 16_000_000
+    max_pixels_webp: int = 16_000_000
+
+    def pixel_limit(self, fmt: str | None) -> int:
+        """The pixel cap for one format: `max_pixels`, or the format's own cap if lower."""
+        own = {"PNG": self.max_pixels_png, "WEBP": self.max_pixels_webp}.get(fmt or "", self.max_pixels)
+        return min(self.max_pixels, own)
+
+
+@dataclass(frozen=True, eq=False)
+class Preprocessed:
+    """`preprocess_with_colours`'s result: the model input and the item's colours as plain data."""
+
+    image: np.ndarray  # uint8 28 x 28, as `preprocess` returns
+    colours: tuple[Colour, ...]  # up to 3, largest share first; empty for a greyscale image
+    low_contrast: bool = False  # the top colour is close to the background's (white on white)
 
 
 DEFAULT_LIMITS = Limits()
@@ -115,6 +150,10 @@ def _open_header(data: bytes, limits: Limits) -> Image.Image:
         raise ImageError("empty_image", "the image payload is empty")
     if len(data) > limits.max_bytes:
         raise ImageError("image_too_large", f"image is {len(data):,} bytes; the limit is {limits.max_bytes:,}")
+    size = fast.webp_size(data)  # before Pillow's open, which allocates a WebP's canvas
+    if size is not None and "WEBP" in limits.formats and size[0] * size[1] > limits.pixel_limit("WEBP"):
+        raise ImageError("too_many_pixels", f"image is {size[0]}x{size[1]} = {size[0] * size[1]:,} pixels; "
+                                            f"the limit for WEBP is {limits.pixel_limit('WEBP'):,}")
     try:
         img = Image.open(io.BytesIO(data), formats=_formats(limits.formats))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -123,8 +162,10 @@ def _open_header(data: bytes, limits: Limits) -> Image.Image:
         raise ImageError("unsupported_format",
                          f"not a {'/'.join(sorted(limits.formats))} image ({type(exc).__name__})") from None
     w, h = img.size
-    if w * h > limits.max_pixels:
-        raise ImageError("too_many_pixels", f"image is {w}x{h} = {w * h:,} pixels; the limit is {limits.max_pixels:,}")
+    limit = limits.pixel_limit(img.format)
+    if w * h > limit:
+        raise ImageError("too_many_pixels", f"image is {w}x{h} = {w * h:,} pixels; the limit for "
+                                            f"{img.format} is {limit:,}")
     if w < 1 or h < 1:
         raise ImageError("decode_error", f"image has no pixels ({w}x{h})")
     return img
@@ -144,14 +185,19 @@ def open_image(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Image.Image:
     return img
 
 
-def _draft(img: Image.Image, work: int | None = None) -> None:
-    """Ask a JPEG decoder for grey at the smallest 1/2^k scale whose short side stays >= `work`."""
+def _jpeg_scale(size: tuple[int, int], work: int | None = None) -> int:
+    """The smallest 1/2^k JPEG scale (k <= 3) whose short side stays >= `work`."""
+    work = work or WORK_SIZE
+    return next(s for s in (8, 4, 2, 1) if s == 1 or min(size) // s >= work)
+
+
+def _draft(img: Image.Image, work: int | None = None, mode: str = "L") -> None:
+    """Ask a JPEG decoder for grey (or `mode`) at the smallest 1/2^k scale whose short side stays >= `work`."""
     if img.format != "JPEG":
         return
-    work = work or WORK_SIZE
     w, h = img.size
-    scale = next(s for s in (8, 4, 2, 1) if s == 1 or min(w, h) // s >= work)
-    img.draft("L", (max(1, w // scale), max(1, h // scale)))
+    scale = _jpeg_scale(img.size, work)
+    img.draft(mode, (max(1, w // scale), max(1, h // scale)))
 
 
 def orientation(img: Image.Image) -> Image.Transpose | None:
@@ -174,7 +220,10 @@ def to_gray(img: Image.Image) -> Image.Image:
     if mode in _ALPHA or "transparency" in img.info:
         if mode == "La":
             img = img.convert("LA")
-        rgba = img.convert("LA") if img.mode in ("L", "LA") else img.convert("RGBA")
+        if img.mode in ("LA", "RGBA"):  # no copy: a 40 Mpx RGBA copy is 160 MB
+            rgba = img
+        else:
+            rgba = img.convert("LA") if img.mode == "L" else img.convert("RGBA")
         alpha = rgba.getchannel("A")
         gray = rgba.convert("L")
         if alpha.getextrema()[0] < 255:
@@ -185,14 +234,35 @@ def to_gray(img: Image.Image) -> Image.Image:
     return img.convert("L")
 
 
+_GREY_MODES = {"1", "L", "LA", "La", "I", "F"} | _SIXTEEN_BIT
+
+
+def to_rgb(img: Image.Image) -> Image.Image | None:
+    """Any decoded colour mode -> RGB, transparent areas flattened onto white; None for a grey mode."""
+    if img.mode in _GREY_MODES:
+        return None
+    if img.mode in _ALPHA or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGB", rgba.size, (255, 255, 255))
+        white.paste(rgba, mask=rgba.getchannel("A"))
+        return white
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _factor(size: tuple[int, int], work: int | None = None) -> int:
+    """The largest power of two that keeps the short side >= work when reducing by it."""
+    factor = 1
+    while min(size) // (factor * 2) >= (work or WORK_SIZE):
+        factor *= 2
+    return factor
+
+
 def _reduce(gray: Image.Image, work: int | None = None) -> Image.Image:
     """Box-filter a large image by the largest power of two that keeps its short side >= work.
 
     Powers of two, as JPEG draft mode: a PNG and a JPEG of the same picture end up the same size.
     """
-    factor = 1
-    while min(gray.size) // (factor * 2) >= (work or WORK_SIZE):
-        factor *= 2
+    factor = _factor(gray.size, work)
     return gray.reduce(factor) if factor >= 2 else gray
 
 
@@ -235,15 +305,19 @@ _STRETCH = np.minimum(255, (_LEVELS[None, :] * 255 + _LEVELS[:, None] // 2) // n
                       ).astype(np.uint8)
 
 
-def fashion_mnist_from_gray(gray: Image.Image) -> np.ndarray:
-    """An 8-bit grey image (any size) -> uint8 28 x 28 in Fashion-MNIST form."""
+def _fashion_mnist(gray: Image.Image) -> tuple[np.ndarray, Geometry, np.ndarray]:
+    """An 8-bit grey image (any size) -> (uint8 28 x 28 in Fashion-MNIST form, what was found,
+    the grey image as an array)."""
     w, h = gray.size
     a = np.asarray(gray)
     if (w, h) == (IMAGE_SIZE, IMAGE_SIZE):
         c = sorted((int(a[0, 0]), int(a[0, -1]), int(a[-1, 0]), int(a[-1, -1])))
-        return 255 - a if c[1] + c[2] > 2 * 127 else a.copy()  # negate when the corners' median is light
+        light = c[1] + c[2] > 2 * 127  # negate when the corners' median is light
+        geometry = Geometry(round((c[1] + c[2]) / 2), MIN_TOLERANCE, (0, 0, w, h), darker=light)
+        return (255 - a if light else a.copy()), geometry, a
     bg = _background(a)
-    peak = max(bg - int(a.min()), int(a.max()) - bg)  # the largest distance from the background level
+    darkest, lightest = bg - int(a.min()), int(a.max()) - bg
+    peak = max(darkest, lightest)  # the largest distance from the background level
     tol = max(MIN_TOLERANCE, int(TRIM_FRACTION * peak))
     box = _trim_box(a, bg, tol)
     if box is None:
@@ -263,7 +337,13 @@ def fashion_mnist_from_gray(gray: Image.Image) -> np.ndarray:
     out = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     y, x = (IMAGE_SIZE - size[1] + 1) // 2, (IMAGE_SIZE - size[0] + 1) // 2  # as Fashion-MNIST centres
     out[y : y + size[1], x : x + size[0]] = _STRETCH[top][dist]
-    return np.array(Image.fromarray(out).filter(SHARPEN), dtype=np.uint8)
+    geometry = Geometry(bg, tol, box, peak, darker=darkest >= lightest)
+    return np.array(Image.fromarray(out).filter(SHARPEN), dtype=np.uint8), geometry, a
+
+
+def fashion_mnist_from_gray(gray: Image.Image) -> np.ndarray:
+    """An 8-bit grey image (any size) -> uint8 28 x 28 in Fashion-MNIST form."""
+    return _fashion_mnist(gray)[0]
 
 
 def to_fashion_mnist(img: Image.Image) -> np.ndarray:
@@ -275,21 +355,142 @@ def to_fashion_mnist(img: Image.Image) -> np.ndarray:
     return fashion_mnist_from_gray(_reduce(gray))
 
 
-def preprocess(data: bytes, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
-    """Image bytes -> uint8 28 x 28 array, ready for `ml.data.normalize` after stacking.
+# ---------------------------------------------------------------------------------------------
+# the working image: grey (and colour samples) at WORK_SIZE or a little more, upright
 
-    Raises only `ImageError`; its `code` is one of `wire.errors.IMAGE_ERROR_CODES`.
-    """
-    img = _open_header(data, limits)
+
+@dataclass(frozen=True)
+class _Work:
+    gray: Image.Image  # "L", the working size, upright
+    rgb: np.ndarray | None  # colour, upright, 1/rgb_scale of the working size; None: grey source
+    rgb_scale: int = 1  # working-image pixels per colour pixel (per side)
+
+
+def _upright(gray: Image.Image, rgb: np.ndarray | None, method: Image.Transpose | None, factor: int) -> _Work:
+    """Transpose (before reducing, so that the reduction grid is the upright image's), then reduce."""
+    if method is not None:
+        gray = gray.transpose(method)
+    if factor >= 2:
+        gray = gray.reduce(factor)
+    if rgb is not None and (method is not None or factor >= 2):
+        im = Image.fromarray(rgb, "RGB")
+        im = im.transpose(method) if method is not None else im
+        rgb = np.asarray(im.reduce(factor) if factor >= 2 else im)
+    return _Work(gray, rgb)
+
+
+def _samples(arr: np.ndarray, factor: int, alpha: bool) -> np.ndarray:
+    """Colour at the centre of each factor x factor block of a full-size RGBA/RGBX array (alpha
+    flattened onto white): the colours of a grid 1/factor the size, without averaging the item
+    into its background at the edges, and at a fraction of the cost of flattening every pixel.
+    A partial last block has no centre, and no sample (ml.colour takes the common size)."""
+    o = factor // 2
+    s = arr[o::factor, o::factor]
+    if not alpha:
+        return s[..., :3]
+    a = s[..., 3:4].astype(np.uint16)
+    return ((s[..., :3] * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+
+
+def _fast_work(img: Image.Image, data: bytes, colour: bool) -> _Work | None:
+    """The working image from the format's fast decoder (`ml.decode`); None: use Pillow."""
+    if img.format == "JPEG":
+        arr = fast.jpeg(img, data, _jpeg_scale(img.size), colour)
+        if arr is None:
+            return None
+        if arr.ndim == 3:  # RGBX
+            rgb = arr[:, :, :3]
+            gray = Image.frombuffer("RGBX", (arr.shape[1], arr.shape[0]), arr, "raw", "RGBX", 0, 1).convert("L")
+        else:
+            rgb, gray = None, Image.fromarray(arr, "L")
+        return _upright(gray, rgb, orientation(img), _factor(gray.size))
+    if img.format == "PNG":
+        decoded = fast.png(img, data)
+        method = None
+        if decoded is not None:  # no EXIF or XMP after the pixels: the header's metadata is all there is
+            method = _transpose_for(Image.Image.getexif(img))
+    elif img.format == "WEBP":
+        decoded = fast.webp(img, data)
+        method = orientation(img) if decoded is not None else None
+    else:
+        return None
+    if decoded is None:
+        return None
+    arr, mode = decoded
+    h, w = arr.shape[:2]
+    gray = to_gray(Image.frombuffer(mode, (w, h), arr, "raw", mode, 0, 1))  # no copy
+    factor = _factor((w, h))
+    rgb, k = None, 1
+    if colour and mode != "L":
+        # colour samples: about COLOUR_SAMPLES over the whole image are plenty (ml.colour looks
+        # at a few hundred of the item's), one per k x k working-image pixels
+        k = max(1, int(np.sqrt(w * h / (factor * factor * COLOUR_SAMPLES))))
+        rgb = _samples(arr, factor * k, alpha=mode == "RGBA")
+        if method is not None:
+            rgb = np.asarray(Image.fromarray(np.ascontiguousarray(rgb), "RGB").transpose(method))
+    return _Work(_upright(gray, None, method, factor).gray, rgb, k)
+
+
+def _transpose_for(exif: Image.Exif) -> Image.Transpose | None:
     try:
-        _draft(img)
+        return _ORIENTATION.get(exif.get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - the pixels are fine even when the metadata is not
+        return None
+
+
+def _pillow_work(img: Image.Image, colour: bool) -> _Work:
+    """The working image decoded by Pillow (JPEG in draft mode): every kind of image."""
+    try:
+        _draft(img, mode="RGB" if colour and img.mode == "RGB" else "L")
     except Exception:  # noqa: BLE001 - draft is an optimisation; decode at full size instead
         pass
     _load(img)
+    method = orientation(img)
+    gray = to_gray(img)
+    rgb = to_rgb(img) if colour else None
+    return _upright(gray, np.asarray(rgb) if rgb is not None else None, method, _factor(gray.size))
+
+
+def _run(data: bytes, limits: Limits, colour: bool, use_fast: bool = True) -> tuple[np.ndarray, ColourResult]:
+    img = _open_header(data, limits)
+    work = None
+    if use_fast:
+        try:
+            work = _fast_work(img, data, colour)
+        except Exception:  # noqa: BLE001 - the fast decoder refused: Pillow decides, as it always did
+            work = None
     try:
-        return to_fashion_mnist(img)
+        if work is None:
+            work = _pillow_work(img, colour)
+        image, geometry, gray = _fashion_mnist(work.gray)
+        colours = dominant_colours(gray, work.rgb, geometry, work.rgb_scale) if colour else NO_COLOUR
+        return image, colours
     except ImageError:
         raise
     except Exception as exc:  # noqa: BLE001 - a decoder error surfacing late, an odd mode, memory
         raise ImageError("decode_error", f"could not process the {img.format} {img.mode} image: "
                                          f"{type(exc).__name__}: {exc}") from None
+
+
+def preprocess(data: bytes, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
+    """Image bytes -> uint8 28 x 28 array, ready for `ml.data.normalize` after stacking.
+
+    Raises only `ImageError`; its `code` is one of `wire.errors.IMAGE_ERROR_CODES`.
+    """
+    return _run(data, limits, colour=False)[0]
+
+
+def preprocess_with_colours(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Preprocessed:
+    """Image bytes -> the model input and the item's dominant colours (`ml.colour`).
+
+    The image is `preprocess`'s but for a colour JPEG, whose grey then comes from the RGB
+    decode (the same to +-1 grey level, the same tags on photo-like images: docs/colour.md).
+    Raises only `ImageError`; its `code` is one of `wire.errors.IMAGE_ERROR_CODES`.
+    """
+    image, colours = _run(data, limits, colour=True)
+    return Preprocessed(image, colours.colours, colours.low_contrast)
+
+
+def preprocess_pillow(data: bytes, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
+    """`preprocess` with Pillow's decoders only (the path before ml.decode): for comparisons."""
+    return _run(data, limits, colour=False, use_fast=False)[0]

@@ -82,6 +82,14 @@ class Score(BaseModel):
     score: float
 
 
+class Colour(BaseModel):
+    """One of the item's dominant colours (ml.colour: a 16-name catalogue palette, CIELAB distance)."""
+
+    name: str = Field(description="palette name, e.g. navy, beige")
+    hex: str = Field(description="the colour's mean on the item, #rrggbb")
+    share: float = Field(description="its share of the item's pixels (the background never counts)")
+
+
 class Timings(BaseModel):
     enqueued_at: float = Field(description="unix seconds when the producer enqueued the job")
     started_at: float = Field(description="unix seconds when its batch started on the worker")
@@ -110,6 +118,10 @@ class TagResult(BaseModel):
     category: Optional[str] = Field(default=None, description="e.g. tops, footwear (the model's taxonomy)")
     department: Optional[str] = Field(default=None, description="e.g. clothing, accessories")
     needs_review: bool = False
+    colours: list[Colour] = Field(default_factory=list, description="up to 3, largest share first; none for a "
+                                  "grey image")
+    colour_low_contrast: bool = Field(default=False, description="the top colour is close to the background's "
+                                      "(white on white): check it")
     model: Optional[str] = Field(default=None, description="architecture name")
     model_version: Optional[str] = Field(default=None, description="weights hash of the checkpoint")
     timings: Timings

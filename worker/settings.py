@@ -29,7 +29,14 @@ class WorkerSettings(ServiceSettings):
     visibility_timeout_s: int = Field(
         300, ge=1, description="an unacknowledged message is redelivered after this long (worker lost)")
     restore_interval_s: int = Field(10, ge=1, description="how often a worker looks for such messages")
-    max_image_pixels: int = Field(40_000_000, ge=1, description="largest accepted width x height")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="largest accepted width x height (a JPEG: "
+                                  "decoded at 1/2-1/8 scale)")
+    max_image_pixels_png: int = Field(16_000_000, ge=1, description="largest width x height of a PNG, which has "
+                                      "no reduced decode (docs/decoders.md: 0.2 s and 92 MB at 16 M)")
+    max_image_pixels_webp: int = Field(16_000_000, ge=1, description="largest width x height of a WebP, which "
+                                       "has no reduced decode (a 1.6 KB lossless WebP can claim 40 M)")
+    colours: bool = Field(True, description="name each item's dominant colours (a JPEG is then decoded in colour: "
+                          "docs/colour.md gives the cost)")
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024,
                                    description="larger messages are rejected unread (a chunk of images, base64)")
     metrics_port: int = Field(9541, ge=0, le=65535, description="Prometheus metrics of this node on "

@@ -137,3 +137,22 @@ def test_results_stream_consumer_group_delivers_each_result_to_one_member(worker
     assert set(first) | set(rest) == {h.job_id for h in handles}
     assert set(first) & set(rest) == {first[-1]}  # at-least-once: only the unacknowledged one twice
     assert [r.job_id for r in client.results(group="billing", consumer="c3")] == []
+
+
+def test_a_photo_comes_back_with_its_colours_and_a_grey_image_with_none(worker, client, dataset, test_images) -> None:
+    from ml.colour import nearest_name
+    from ml.photos import photo_rng, render_jpeg_with_colour
+
+    photos = [render_jpeg_with_colour(dataset.val.images[i].numpy(), photo_rng(0, "val", i)) for i in range(12)]
+    handles = client.submit_many([(blob, f"photo-{i}") for i, (blob, _) in enumerate(photos)]
+                                 + [(test_images[0][0], "grey")])
+    results = client.wait([h.job_id for h in handles], timeout=60)
+    got = [results[h.job_id] for h in handles]
+    right = sum(r.colours and r.colours[0].name == nearest_name(painted) for r, (_, painted) in zip(got, photos))
+    assert right >= 10, [(r.colours, nearest_name(p)) for r, (_, p) in zip(got, photos)]
+    for r in got[:-1]:
+        assert 1 <= len(r.colours) <= 3 and abs(sum(c.share for c in r.colours) - 1) < 0.35
+        assert all(c.hex.startswith("#") and len(c.hex) == 7 for c in r.colours)
+    assert got[-1].status.value == "tagged" and got[-1].colours == []  # a grey Fashion-MNIST image has no colour
+    streamed = {r.job_id: r for r in client.results()}
+    assert streamed[handles[0].job_id].colours == got[0].colours  # the stream carries them too

@@ -15,8 +15,8 @@ import worker.consumer
 from worker.settings import REPO_ROOT
 
 HEAVY = ("torch", "numpy", "PIL")
-# Modules of the client package that may use Pillow for a documented optional feature: none yet.
-OPTIONAL_PILLOW: dict[str, str] = {}
+# Modules of the client package that use Pillow for a documented optional feature.
+OPTIONAL_PILLOW = {"producer.shrink": "shrinking large photos before sending them (pip install pillow)"}
 
 
 def modules(package) -> list[str]:

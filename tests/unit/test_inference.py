@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ml import checkpoint, model
+from ml.preprocess import Preprocessed
 from ml.taxonomy import TAXONOMY, Taxonomy
 from wire.messages import Job, Score, Status
 from worker.pool.inference import DEFAULT_REVIEW_THRESHOLD, Classifier, chosen_threshold
@@ -33,7 +34,8 @@ def test_a_two_class_checkpoint_serves_its_classes_and_taxonomy(tmp_path: Path) 
     top = [Score(label=classes[i], label_id=i, score=s) for i, s in zip(pred.top_ids[0], pred.top_scores[0])]
     job = Job.from_bytes(b"\x89PNG", "sku-1")
     now = time.time()
-    result = tagged(job, top, clf.taxonomy, "seed", "v", 0.5, now, now, 5, 1, "w")
+    result = tagged(job, top, Preprocessed(np.zeros((28, 28), np.uint8), ()), clf.taxonomy, "seed", "v", 0.5, now,
+                    now, 5, 1, "w")
     assert result.status is Status.TAGGED and result.label == top[0].label
     assert (result.category, result.department) == tax[top[0].label][1:]
     assert clf.review_threshold == DEFAULT_REVIEW_THRESHOLD  # never evaluated on photos

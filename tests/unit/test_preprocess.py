@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from devtools.images import encode, png_claiming
 from ml import photos
 from ml.constants import CLASSES
 from ml.preprocess import DEFAULT_LIMITS, ImageError, Limits, open_image, preprocess
+from tests.unit.conftest import tags
 from wire.errors import IMAGE_ERROR_CODES
 from worker.settings import REPO_ROOT
 
@@ -48,19 +49,6 @@ def photo(item) -> Image.Image:
 @pytest.fixture(scope="module")
 def reference(photo) -> np.ndarray:
     return preprocess(encode(photo))
-
-
-@pytest.fixture(scope="module")
-def seed_model():
-    from ml.checkpoint import load
-
-    return load(SEED_MODEL)
-
-
-def tags(model, images: list[np.ndarray]) -> list[int]:
-    from ml.evaluate import predict
-
-    return predict(model.model, torch.from_numpy(np.stack(images)))[0].tolist()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,4 +336,141 @@ def test_open_image_still_decodes_in_full(photo) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# photo-like evaluation
+# the fast decoders, per-format limits, shrink
+
+
+def _fast_kinds(photo: Image.Image) -> dict[str, bytes]:
+    rgb = Image.merge("RGB", [photo, photo.point(lambda v: v * 0.8), photo])
+    rgba = rgb.convert("RGBA")
+    rgba.putalpha(photo.point(lambda v: 255 - v // 2))
+    return {
+        "PNG RGB": encode(rgb), "PNG RGBA": encode(rgba), "PNG L": encode(photo),
+        "PNG P": encode(rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=64)),
+        "JPEG RGB": encode(rgb, "JPEG", quality=90), "JPEG L": encode(photo, "JPEG", quality=90),
+        "JPEG 1600 px": encode(rgb.resize((1600, 1440)), "JPEG", quality=85),
+        "WEBP lossy": encode(rgb, "WEBP", quality=85), "WEBP lossless": encode(rgb, "WEBP", lossless=True),
+        "WEBP alpha": encode(rgba, "WEBP", quality=85),
+    }
+
+
+def test_fast_decoders_give_pillows_result(photo, monkeypatch) -> None:
+    """Each common kind goes through its fast decoder, bit-identical to the Pillow-only path."""
+    from ml import preprocess as pre
+
+    kinds = _fast_kinds(photo)
+    want = {name: pre.preprocess_pillow(data) for name, data in kinds.items()}
+
+    def no_pillow(img, colour):
+        raise AssertionError(f"{img.format} {img.mode} went to Pillow")
+
+    monkeypatch.setattr(pre, "_pillow_work", no_pillow)
+    for name, data in kinds.items():
+        assert np.array_equal(preprocess(data), want[name]), name
+
+
+def test_rare_kinds_and_refusals_go_to_pillow(photo, monkeypatch) -> None:
+    from ml import decode
+    from ml import preprocess as pre
+
+    rgb = photo.convert("RGB")
+    rare = {
+        "JPEG CMYK": encode(rgb.convert("CMYK"), "JPEG", quality=95),
+        "PNG 16-bit": encode(Image.fromarray(np.asarray(photo).astype(np.uint16) * 257)),
+        "PNG LA": encode(photo.convert("LA")),
+        "PNG P with tRNS": encode(rgb.convert("P"), transparency=0),
+        "PNG 1-bit": encode(photo.convert("1")),
+    }
+    seen = []
+    real = pre._pillow_work
+    monkeypatch.setattr(pre, "_pillow_work", lambda img, colour: (seen.append(img.format), real(img, colour))[1])
+    for name, data in rare.items():
+        assert preprocess(data).shape == (28, 28), name
+    assert len(seen) == len(rare)
+    # a fast decoder that fails, or a package that is missing: Pillow decides, with the same result
+    kinds = _fast_kinds(photo)
+    want = {name: pre.preprocess_pillow(data) for name, data in kinds.items()}
+
+    def refuse(*args, **kwargs):
+        raise ValueError("refused")
+
+    for attr in ("jpeg", "png", "webp"):
+        monkeypatch.setattr(decode, attr, refuse)
+    for name, data in kinds.items():
+        assert np.array_equal(preprocess(data), want[name]), name
+    monkeypatch.undo()
+    for attr in ("simplejpeg", "pyspng", "_webp_lib"):
+        monkeypatch.setattr(decode, attr, None)
+    for name, data in kinds.items():
+        assert np.array_equal(preprocess(data), want[name]), name
+
+
+def _move_chunk_after_idat(png: bytes, kind: bytes) -> bytes:
+    """The same PNG with its `kind` chunk moved from before the pixel data to after it."""
+    pos, chunks = 8, []
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        chunks.append(png[pos : pos + 12 + length])
+        pos += 12 + length
+    moved = [c for c in chunks if c[4:8] == kind]
+    rest = [c for c in chunks if c[4:8] != kind]
+    last_idat = max(i for i, c in enumerate(rest) if c[4:8] == b"IDAT")
+    return png[:8] + b"".join(rest[: last_idat + 1] + moved + rest[last_idat + 1 :])
+
+
+def test_png_orientation_after_the_pixels_is_still_applied(photo) -> None:
+    """pyspng does not read metadata and Pillow's header does not reach past IDAT: such a PNG
+    goes to Pillow, whose decode reads it, instead of being left unrotated."""
+    from ml import decode
+
+    stored = photo.convert("RGB").transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    early = encode(stored, exif=exif.tobytes())
+    late = _move_chunk_after_idat(early, b"eXIf")
+    assert late != early and not decode.png_metadata_after_pixels(early) and decode.png_metadata_after_pixels(late)
+    upright = preprocess(encode(photo.convert("RGB")))
+    assert np.array_equal(preprocess(early), upright)
+    assert np.array_equal(preprocess(late), upright)
+
+
+def test_pixel_limits_are_per_format(photo) -> None:
+    assert DEFAULT_LIMITS.pixel_limit("JPEG") == 40_000_000
+    assert DEFAULT_LIMITS.pixel_limit("PNG") == DEFAULT_LIMITS.pixel_limit("WEBP") == 16_000_000
+    assert Limits(max_pixels=1_000_000).pixel_limit("PNG") == 1_000_000  # the general cap still caps
+    assert code_of(png_claiming(4001, 4000)) == "too_many_pixels"  # 16.004 M: over PNG's cap
+    assert code_of(png_claiming(4001, 4000), Limits(max_pixels_png=20_000_000)) == "decode_error"
+    rgb = photo.convert("RGB")  # 400 x 360 = 144,000 pixels
+    small = Limits(max_pixels_png=100_000, max_pixels_webp=100_000)
+    assert code_of(encode(rgb), small) == "too_many_pixels"
+    assert code_of(encode(rgb, "WEBP", lossless=True), small) == "too_many_pixels"
+    assert preprocess(encode(rgb, "JPEG"), small).shape == (28, 28)
+
+
+def test_a_lossless_webp_bomb_is_refused_from_its_header() -> None:
+    """A VP8L header claiming 16,383 x 2,442 (40 M pixels), as the 1.6 KB bomb of issue 11: read
+    before Pillow opens it (Pillow's WebP open allocates the canvas), whatever the body holds."""
+    import tracemalloc
+
+    from ml import decode
+
+    bits = (16383 - 1) | ((2442 - 1) << 14)  # 14-bit width - 1, 14-bit height - 1, no alpha, version 0
+    vp8l = b"\x2f" + bits.to_bytes(4, "little") + bytes(200)
+    chunk = b"VP8L" + struct.pack("<I", len(vp8l)) + vp8l
+    data = b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk
+    assert decode.webp_size(data) == (16383, 2442)
+    tracemalloc.start()
+    try:
+        assert code_of(data) == "too_many_pixels"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000
+    # the header reader agrees with Pillow on real files of each kind (VP8, VP8L, VP8X)
+    img = Image.new("RGB", (301, 157), (200, 30, 40))
+    rgba = img.convert("RGBA")
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    for kw in ({"quality": 80}, {"lossless": True}, {"quality": 80, "exif": exif.tobytes()}):
+        assert decode.webp_size(encode(img, "WEBP", **kw)) == (301, 157), kw
+    assert decode.webp_size(encode(rgba, "WEBP", quality=80)) == (301, 157)
+    assert decode.webp_size(encode(img, "PNG")) is None

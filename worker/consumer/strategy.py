@@ -70,7 +70,7 @@ class InflightBatch:
                 "delivery_info": {}}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True, weakref_slot=True)  # one per message: cheap to make; weakly held by Celery
 class Buffered:
     """A message waiting in the batcher, as `inspect reserved` lists it."""
 

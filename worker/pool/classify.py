@@ -11,7 +11,13 @@ import time
 
 import numpy as np
 
-from ml.preprocess import ImageError, Limits, preprocess
+from ml.preprocess import (
+    ImageError,
+    Limits,
+    Preprocessed,
+    preprocess,
+    preprocess_with_colours,
+)
 from wire.errors import DecodeError, ErrorCode
 from wire.messages import Job, Score, TagResult
 from worker.pool.inference import Classifier
@@ -25,12 +31,15 @@ CRASH_HOOK_ENV = "TAGGER_TEST_CRASH_PRODUCT_ID"
 
 
 def classify(clf: Classifier, jobs: list[Job], attempts: dict[str, int], limits: Limits, review_threshold: float,
-             report: BatchReport, worker: str | None) -> list[TagResult]:
-    """One result per job: a tag, or the reason its image could not be used."""
+             with_colours: bool, report: BatchReport, worker: str | None) -> list[TagResult]:
+    """One result per job: a tag (with the item's colours if `with_colours`), or the reason its
+    image could not be used."""
     started = time.time()
     t = time.perf_counter()
     crash_on = os.environ.get(CRASH_HOOK_ENV)
-    images, ok, results = [], [], []
+    found: list[Preprocessed] = []
+    ok: list[Job] = []
+    results: list[TagResult] = []
 
     def failed(job: Job, code: ErrorCode, message: str) -> TagResult:
         return failure(job.job_id, job.product_id, code, message, started, len(jobs), worker,
@@ -40,7 +49,9 @@ def classify(clf: Classifier, jobs: list[Job], attempts: dict[str, int], limits:
         if crash_on and job.product_id == crash_on:
             os._exit(70)
         try:
-            images.append(preprocess(job.image_bytes(), limits))
+            data = job.image_bytes()
+            found.append(preprocess_with_colours(data, limits) if with_colours
+                         else Preprocessed(preprocess(data, limits), ()))
             ok.append(job)
         except ImageError as exc:
             results.append(failed(job, exc.code, str(exc)))
@@ -52,17 +63,17 @@ def classify(clf: Classifier, jobs: list[Job], attempts: dict[str, int], limits:
     report.seconds["decode"] += time.perf_counter() - t
     if ok:
         t = time.perf_counter()
-        pred = clf.predict(np.stack(images))
+        pred = clf.predict(np.stack([f.image for f in found]))
         report.seconds["forward"] += time.perf_counter() - t
         report.forward_passes += 1
         if len(pred.top_ids) != len(ok):
             raise RuntimeError(f"model returned {len(pred.top_ids)} predictions for {len(ok)} images")
         finished = time.time()
         ck = clf.checkpoint
-        for job, ids, scores in zip(ok, pred.top_ids.tolist(), pred.top_scores.tolist()):
+        for job, f, ids, scores in zip(ok, found, pred.top_ids.tolist(), pred.top_scores.tolist()):
             top = [Score(label=clf.classes[i], label_id=i, score=s) for i, s in zip(ids, scores)]
-            results.append(tagged(job, top, clf.taxonomy, ck.arch, ck.version, review_threshold, started, finished,
-                                  len(jobs), attempts.get(job.job_id, 1), worker))
+            results.append(tagged(job, top, f, clf.taxonomy, ck.arch, ck.version, review_threshold, started,
+                                  finished, len(jobs), attempts.get(job.job_id, 1), worker))
     for job in jobs:
         wait = max(0.0, started - job.enqueued_at)
         report.queue_wait_s += wait

@@ -17,6 +17,7 @@ from dataclasses import asdict
 from functools import lru_cache
 from typing import Any
 
+from ml import colour
 from ml.preprocess import Limits
 from wire.errors import DecodeError, ErrorCode
 from wire.messages import Job, Status, TagResult
@@ -47,7 +48,8 @@ def publisher() -> Publisher:
 @lru_cache(maxsize=1)
 def limits() -> Limits:
     s = settings()
-    return Limits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+    return Limits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels, max_pixels_png=s.max_image_pixels_png,
+                  max_pixels_webp=s.max_image_pixels_webp)
 
 
 def run_batch(payload: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
@@ -174,13 +176,13 @@ def _run_messages(pub: Publisher, clf: inference.Classifier, messages: list[Mess
     # same call as their jobs' last ones (the common path: no suspects).
     chunks = [fresh[start : start + s.max_batch_size] for start in range(0, len(fresh), s.max_batch_size)] or [[]]
     for i, chunk in enumerate(chunks):
-        tags = classify(clf, chunk, attempts, limits(), clf.review_threshold, report, worker) if chunk else []
+        tags = classify(clf, chunk, attempts, limits(), clf.review_threshold, s.colours, report, worker) if chunk else []
         _publish(pub, tags, report, known, messages if i == len(chunks) - 1 and not suspects else ())
     if not suspects:
         return
     for job in isolation_order(suspects, attempts):
         report.isolated += 1
-        _publish(pub, classify(clf, [job], attempts, limits(), clf.review_threshold, report, worker), report, known)
+        _publish(pub, classify(clf, [job], attempts, limits(), clf.review_threshold, s.colours, report, worker), report, known)
     _publish(pub, [], report, known, messages)
 
 
@@ -242,6 +244,8 @@ def warm_up() -> None:
     """Load the configured model at process start, so the first batch does not wait for it."""
     s = settings()
     inference.get(str(s.checkpoint), 0, s)
+    if s.colours:
+        colour.warm_up()  # the colour lookup tables, before the first job rather than in it
 
 
 def _publish(pub: Publisher, results: list[TagResult], report: BatchReport, known: dict[str, TagResult],

@@ -6,9 +6,10 @@ import math
 import time
 from typing import Any, Mapping
 
+from ml.preprocess import Preprocessed
 from ml.taxonomy import Taxonomy
 from wire.errors import ErrorCode
-from wire.messages import Job, Score, Status, TagResult, Timings
+from wire.messages import Colour, Job, Score, Status, TagResult, Timings
 
 
 def failure(job_id: str, product_id: str, code: ErrorCode, message: str, started: float, batch_size: int,
@@ -22,16 +23,18 @@ def failure(job_id: str, product_id: str, code: ErrorCode, message: str, started
                      attempts=attempts, worker=worker, metadata=metadata or {})
 
 
-def tagged(job: Job, top: list[Score], taxonomy: Mapping[str, Taxonomy], arch: str, version: str,
-           review_threshold: float, started: float, finished: float, batch_size: int, attempts: int,
+def tagged(job: Job, top: list[Score], found: Preprocessed, taxonomy: Mapping[str, Taxonomy], arch: str,
+           version: str, review_threshold: float, started: float, finished: float, batch_size: int, attempts: int,
            worker: str | None) -> TagResult:
     """A tag: the best class first in `top`, its category and department in the model's `taxonomy`,
-    and whether a person should look at it."""
+    whether a person should look at it, and the item's colours as preprocessing `found` them."""
     tax = taxonomy.get(top[0].label)
     return TagResult(
         job_id=job.job_id, product_id=job.product_id, status=Status.TAGGED,
         label=top[0].label, label_id=top[0].label_id, confidence=top[0].score, top3=top,
         category=tax.category if tax else None, department=tax.department if tax else None,
-        needs_review=top[0].score < review_threshold, model=arch, model_version=version,
+        needs_review=top[0].score < review_threshold,
+        colours=[Colour(name=c.name, hex=c.hex, share=round(c.share, 4)) for c in found.colours],
+        colour_low_contrast=found.low_contrast, model=arch, model_version=version,
         timings=Timings(enqueued_at=job.enqueued_at, started_at=started, finished_at=finished, batch_size=batch_size),
         attempts=attempts, worker=worker, metadata=job.metadata)
