@@ -67,6 +67,15 @@ def markdown(r: dict[str, Any]) -> str:
               "| stage | bulk | single |", "|---|---:|---:|"]
     for k in s["bulk"]["time_per_image_us"]:
         lines.append(f"| {k} | {s['bulk']['time_per_image_us'][k]} | {s['single']['time_per_image_us'].get(k, '')} |")
+    variants = [(name, v) for name, v in (("this checkout", s), ("task events on (-E)", s.get("events_on")),
+                                          (f"`{s.get('against', {}).get('rev')}`", s.get("against"))) if v]
+    if len(variants) > 1:  # CPU time is steadier than throughput on a shared machine
+        lines += ["", "CPU per image, closed loop (microseconds; the same runs as the rows above):", "",
+                  "| variant | bulk: consumer | bulk: pool | single: consumer | single: pool |", "|---|---:|---:|---:|---:|"]
+        for name, v in variants:
+            cpu = [v[loop]["time_per_image_us"].get(f"{proc} process CPU", "")
+                   for loop in ("bulk", "single") for proc in ("consumer", "pool")]
+            lines.append(f"| {name} | " + " | ".join(str(c) for c in cpu) + " |")
     if rss := s.get("peak_rss_mb"):  # not measured with --external-workers
         lines += ["", f"Peak resident memory, service worker: consumer {rss['consumer']} MB, pool processes "
                   f"{rss['pool']} MB."]
