@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ml import checkpoint as ckpt_io
@@ -26,6 +27,7 @@ from ml import finetune, folder
 from ml.augment import augment_batch
 from ml.constants import CLASSES
 from ml.evaluate import format_tables, write_report
+from ml.distill import kd_loss, load_teacher
 from ml.model import ARCHS, build, count_macs, count_params
 
 DRY_RUN_BATCHES = 3
@@ -39,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="channels of the first stage, for archs that take it (compact: 24); unset: the arch's default")
     p.add_argument("--head", default=None, choices=["gap", "flat"],
                    help="classifier head, for archs that take it (compact: gap); unset: the arch's default")
+    p.add_argument("--last-width", type=int, default=None,
+                   help="channels of the 7x7 stage, for archs that take it (compact, residual: 4 x width); unset: the arch's default")
     p.add_argument("--epochs", type=int, default=1, help="passes over the training split")
     p.add_argument("--batch-size", type=int, default=32, help="images per optimisation step")
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
@@ -47,6 +51,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="learning-rate schedule, stepped per batch")
     p.add_argument("--weight-decay", type=float, default=0.0, help="weight decay")
     p.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the cross-entropy loss")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="decay per step of an exponential moving average of the weights (and BatchNorm buffers); "
+                        "validated, selected and saved instead of the raw weights; 0: off")
+    kd = p.add_argument_group("distillation (off by default)")
+    kd.add_argument("--distill-from", default=None, help="teacher checkpoint (model.pt); unset: no distillation")
+    kd.add_argument("--distill-alpha", type=float, default=0.5,
+                    help="weight of the teacher's loss; the label loss gets 1 - alpha")
+    kd.add_argument("--distill-temperature", type=float, default=4.0, help="softmax temperature of the teacher's loss")
     aug = p.add_argument_group("augmentation (on whole uint8 batches, see ml.augment; all off by default)")
     aug.add_argument("--crop-padding", type=int, default=0, help="random crop: pad by this many pixels, cut 28x28 back")
     aug.add_argument("--flip-prob", type=float, default=0.0, help="probability of a horizontal flip per image")
@@ -88,6 +100,8 @@ def train_epoch(
     gen: torch.Generator,
     aug_gen: torch.Generator,
     history: dict[str, Any],
+    ema: AveragedModel | None = None,
+    teacher: nn.Module | None = None,
 ) -> float:
     """One pass over the training split; returns the epoch's mean loss."""
     model.train()
@@ -100,12 +114,19 @@ def train_epoch(
                disable=None, mininterval=1.0)  # disable=None: no bar when the output is not a terminal
     for step, (images, labels) in enumerate(bar, start=1):
         images = augment_batch(images, aug_gen, args.crop_padding, args.flip_prob, args.erase_prob)
-        logits = model(data_mod.normalize(images))
+        x = data_mod.normalize(images)
+        logits = model(x)
         loss = F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
+        if teacher is not None:
+            with torch.no_grad():  # not inference_mode: its tensors cannot enter the autograd graph
+                soft = teacher(x)
+            loss = (1 - args.distill_alpha) * loss + args.distill_alpha * kd_loss(logits, soft, args.distill_temperature)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
 
         total_loss += loss.item() * len(labels)
         total_correct += int((logits.argmax(1) == labels).sum())
@@ -144,7 +165,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         val = data_mod.Split(val.images[:500], val.labels[:500])
         test = data_mod.Split(test.images[:500], test.labels[:500])
 
-    arch_args: dict[str, Any] = {k: v for k, v in (("width", args.width), ("head", args.head)) if v is not None}
+    arch_args: dict[str, Any] = {k: v for k, v in (("width", args.width), ("head", args.head),
+                                                   ("last_width", args.last_width)) if v is not None}
     if args.init:
         model, args.arch, arch_args, init = finetune.from_checkpoint(args.init, len(classes))
         provenance["init"] = {"checkpoint": ckpt_io.portable_path(args.init), "model_version": init.version}
@@ -157,6 +179,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     opt = make_optimizer(model, args)
     steps_per_epoch = DRY_RUN_BATCHES if args.dry_run else -(-len(ds.train) // args.batch_size)
     sched = make_schedule(opt, args, steps_per_epoch * args.epochs)
+    # the averaged copy also averages the BatchNorm statistics, so it is evaluated as it stands
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True) if args.ema > 0 else None
+    teacher = load_teacher(args.distill_from) if args.distill_from else None
     gen = torch.Generator().manual_seed(args.seed)
     aug_gen = torch.Generator().manual_seed(args.seed + 1)  # its own stream: the data order stays as without augmentation
     print(f"{args.arch}: {count_params(model):,} parameters, {count_macs(model) / 1e6:.2f}M multiply-adds per image; train {len(ds.train):,} / val {len(val):,} "
@@ -168,8 +193,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
-        train_loss = train_epoch(model, opt, sched, ds.train, args, epoch, gen, aug_gen, history)
-        val_loss, val_acc = validate(model, val)
+        train_loss = train_epoch(model, opt, sched, ds.train, args, epoch, gen, aug_gen, history, ema, teacher)
+        kept = ema.module if ema is not None else model  # the weights that are validated and saved
+        val_loss, val_acc = validate(kept, val)
         secs = time.perf_counter() - t0
         for key, value in (("epoch", epoch), ("train_loss", train_loss), ("val_loss", val_loss),
                            ("val_accuracy", val_acc), ("seconds", secs)):
@@ -177,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"epoch {epoch}/{args.epochs}  train loss {train_loss:.4f}  val loss {val_loss:.4f}  "
               f"val acc {100 * val_acc:.2f}%  {secs:.1f} s", flush=True)
         if val_acc > best_acc:  # model selection on validation, never on test
-            best_acc, best_epoch, best_state = val_acc, epoch, copy.deepcopy(model.state_dict())
+            best_acc, best_epoch, best_state = val_acc, epoch, copy.deepcopy(kept.state_dict())
     train_seconds = time.perf_counter() - start
     model.load_state_dict(best_state)
 
