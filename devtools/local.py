@@ -37,6 +37,7 @@ class LocalWorker:
         self.log = log_dir / f"{name}.log"
         env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+        settings.setdefault("metrics_port", 0)  # off unless a test asks: nodes on one host would share a port
         env.update({f"TAGGER_{k.upper()}": str(v) for k, v in settings.items()})
         cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "-n", self.node, "-c", str(concurrency),
                "-P", pool, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel, *extra_args]

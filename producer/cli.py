@@ -3,7 +3,7 @@
     python -m producer submit IMAGES... [--wait]      # files or http(s) URLs; one JSON line per job (per result with --wait)
     python -m producer results [--follow] [--group G]  # the results stream, one JSON line per result
     python -m producer dead-letters [--replay [ID...]] # jobs that exhausted their attempts
-    python -m producer queue                          # messages waiting
+    python -m producer queue [--jobs]                 # messages (and jobs) waiting
 """
 
 from __future__ import annotations
@@ -95,7 +95,12 @@ def cmd_dead_letters(client: TaggerClient, args: argparse.Namespace) -> int:
 
 
 def cmd_queue(client: TaggerClient, args: argparse.Namespace) -> int:
-    print(json.dumps({"queue": client.settings.queue, "messages": client.queue_length()}))
+    if not args.jobs:
+        print(json.dumps({"queue": client.settings.queue, "messages": client.queue_length()}))
+        return 0
+    depth = client.queue_depth()
+    print(json.dumps({"queue": client.settings.queue, "messages": depth.messages, "jobs": depth.jobs,
+                      "exact": depth.exact}))
     return 0
 
 
@@ -128,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="submit these dead letters again (all of them when no id is given)")
     d.set_defaults(func=cmd_dead_letters)
 
-    q = sub.add_parser("queue", help="how many messages wait in the queue")
+    q = sub.add_parser("queue", help="how many messages (and, with --jobs, jobs) wait in the queue")
+    q.add_argument("--jobs", action="store_true",
+                   help="also count the jobs they hold (exact; in a deep queue, estimated from both ends)")
     q.set_defaults(func=cmd_queue)
     return p
 

@@ -30,6 +30,7 @@ from wire.errors import DecodeError, JobTooLarge
 from wire.keys import attempts_key, result_key
 from wire.messages import Job, Metadata, TagResult
 from wire.urls import looks_like_url, parse_image_url
+from wire.queue_depth import QueueDepth, queue_depth
 
 ImageInput = Union[bytes, str, Path]  # a str naming a scheme (https://...) is an image URL
 # Per Redis round trip in submit_jobs, whichever comes first: workers start while the rest is built.
@@ -178,6 +179,10 @@ class TaggerClient:
     def queue_length(self) -> int:
         """Messages waiting in the queue (a bulk message holds up to chunk_size jobs)."""
         return int(self.redis.llen(self.settings.queue))
+
+    def queue_depth(self) -> QueueDepth:
+        """Messages and jobs waiting in the queue (jobs estimated from a sample in a deep queue)."""
+        return queue_depth(self.redis, self.settings.queue, self.settings.max_jobs_per_message)
 
     def _wait_for_room(self) -> None:
         limit = self.settings.max_queue_length

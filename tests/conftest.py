@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -52,10 +53,13 @@ def redis_server():
 
 
 @pytest.fixture
-def redis_url(redis_server) -> str:
-    """The private server, emptied before each test (never the system Redis)."""
+def redis_url(redis_server) -> Iterator[str]:
+    """The private server, emptied before each test (never the system Redis); audited after it."""
+    from tests.integration.keys_audit import unbounded_keys
+
     redis_server.client().flushall()
-    return redis_server.url
+    yield redis_server.url
+    assert unbounded_keys(redis_server.client()) == []
 
 
 @pytest.fixture(scope="session")
@@ -83,9 +87,11 @@ def worker(shared_worker, redis_url):
 def fleet(logs):
     """A Redis server and workers of one test's own, for tests that stop, kill or restart things."""
     from devtools.local import Fleet
+    from tests.integration.keys_audit import unbounded_keys
 
     with Fleet(logs) as f:
         yield f
+        assert unbounded_keys(f.redis.client()) == []
 
 
 @pytest.fixture

@@ -21,6 +21,19 @@ class JobTooLarge(TaggerError, ValueError):
     """A job that no message may carry (over half the worker's max_message_bytes): refused before sending."""
 
 
+class JobFailed(TaggerError):
+    """A failed job (or a message none of whose jobs was tagged), as Celery's tools read it.
+
+    Its result in the result backend has state FAILURE and names this class (Celery's JSON
+    exception format: exc_type, exc_module, exc_message = [error code, reason]), so
+    `AsyncResult.get(propagate=False)` returns a JobFailed and `.failed()` is true; the
+    same result still holds every TagResult field, which our client reads.
+    """
+
+    def __str__(self) -> str:
+        return ": ".join(str(a) for a in self.args)
+
+
 class ErrorCode(str, Enum):
     """Why a job failed: the `error_code` of a failed result (its `error` says it in a sentence)."""
 
@@ -37,7 +50,12 @@ class ErrorCode(str, Enum):
     INVALID_MESSAGE = "invalid_message"  # the message around the job could not be read
     TOO_MANY_ATTEMPTS = "too_many_attempts"  # its deliveries kept dying: dead-lettered
     INTERNAL_ERROR = "internal_error"  # a bug: the worker's log has the traceback
+    REVOKED = "revoked"  # its message's task id was revoked (`celery control revoke`) before it ran
+    EXPIRED = "expired"  # its message's `expires` time had passed before it ran
 
+
+# Codes whose result has Celery's state REVOKED (stock Celery's for a revoked or expired task), not FAILURE.
+NOT_RUN_CODES = frozenset({ErrorCode.REVOKED, ErrorCode.EXPIRED})
 
 # The codes `ml.preprocess` raises for an image (a subset of ErrorCode).
 IMAGE_ERROR_CODES = frozenset({ErrorCode.EMPTY_IMAGE, ErrorCode.IMAGE_TOO_LARGE, ErrorCode.TOO_MANY_PIXELS,

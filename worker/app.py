@@ -5,18 +5,19 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready, worker_shutting_down
 
-from wire.sentinel import is_sentinel
 from worker.consumer.memory_policy import MemoryPolicyCheck
+from worker.consumer.transport import register as register_transport
 from worker.settings import WorkerSettings
 
 settings = WorkerSettings()
 
+# redis://, rediss:// and sentinel:// mean kombu's Redis transports, hardened against junk (behind
+# Sentinel: the same channel, on Sentinel's pool), and the URLs stay plain for every tool
+register_transport()
+register_transport(("sentinel",), "worker.consumer.sentinel:SentinelTransport")
 app = Celery("tagger", broker=settings.redis_url, backend=settings.redis_url)
 redis_options = settings.celery_options()  # Sentinel's master name, for sentinel:// URLs
 app.conf.update(
-    # kombu's Redis transport, hardened against junk (behind Sentinel: the same channel, on Sentinel's pool)
-    broker_transport=("worker.consumer.sentinel:SentinelTransport" if is_sentinel(settings.redis_url)
-                      else "worker.consumer.transport:Transport"),
     # JSON only, in and out: nothing is ever unpickled.
     task_serializer="json",
     result_serializer="json",
@@ -37,6 +38,7 @@ app.conf.update(
         # puts it back only once (worker.consumer.transport), so two sweeps at once do no harm: 3 intervals is plenty.
         "unacked_mutex_expire": 3 * settings.restore_interval_s,
         "priority_steps": [0],  # one Redis list per queue: what worker.consumer.transport makes reliable
+        "reliable_queue": settings.queue,  # the task queue only: replies and broadcasts stay kombu's
         "socket_timeout": 30,
         "socket_connect_timeout": 5,
         # where worker.consumer.transport moves items it cannot deliver, and messages rejected without requeue
@@ -82,10 +84,12 @@ def _load_model(**_: object) -> None:
 
 @worker_ready.connect
 def _describe_model(**_: object) -> None:
+    from worker.consumer.metrics import serve
     from worker.consumer.strategy import current
 
     if (b := current()) is not None:
         b.probe()
+    serve(settings)  # after the pool processes forked: they do not inherit the listening socket
 
 
 @worker_shutting_down.connect

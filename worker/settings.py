@@ -51,6 +51,8 @@ class WorkerSettings(ServiceSettings):
     fetch_retries: int = Field(2, ge=0, le=10, description="retries of a URL after a timeout or a 5xx, with backoff")
     fetch_max_redirects: int = Field(3, ge=0, le=10, description="redirects followed per URL, each checked again")
     fetch_threads: int = Field(16, ge=1, le=256, description="concurrent URL fetches per pool process")
+    metrics_port: int = Field(9541, ge=0, le=65535, description="Prometheus metrics of this node on "
+                              "http://<host>:<port>/metrics, served by its consumer process (0: off)")
     review_threshold: float | None = Field(
         None, ge=0, le=1, description="tags below this confidence get needs_review; unset: the threshold "
         "ml.photo_eval chose for the served checkpoint (97% precision of the unflagged tags on photo-like "

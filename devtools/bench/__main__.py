@@ -98,6 +98,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "alternating with this checkout's, for ratios measured side by side")
     p.add_argument("--photos", type=int, default=None, help="photo-mix images (default 2,000; quick 200)")
     p.add_argument("--skip-photos", action="store_true", help="leave out the photo variants and the wait cost")
+    p.add_argument("--events", action="store_true",
+                   help="also run the service's closed loop with task events on (-E), beside events off, "
+                        "for what events cost")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="closed-loop runs per variant (best counts; the order reverses every round)")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST root (default: $FASHION_MNIST_ROOT or data/)")
     args = p.parse_args(argv)
     n = args.jobs or (1000 if args.quick else 10_000)
@@ -109,7 +114,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     checkpoint = WorkerSettings().checkpoint
     pngs, _labels = fashion_pngs(n, args.data_dir)
     report: dict[str, Any] = {"machine": machine(), "config": {
-        "command": "python -m devtools.bench" + (" --quick" if args.quick else ""), "jobs": n,
+        "command": "python -m devtools.bench" + (" --quick" if args.quick else "")
+        + (f" --against {args.against}" if args.against else "") + (" --events" if args.events else "") + (f" --rounds {args.rounds}" if args.rounds > 1 else ""),
+        "jobs": n,
         "processes": args.processes, "max_batch_wait_ms": args.max_batch_wait_ms, "checkpoint": portable_path(checkpoint),
         "open_loop_seconds": seconds}}
     print("ceiling: the model alone in process ...", flush=True)
@@ -139,28 +146,45 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         stack.callback(svc.close)
         s: dict[str, Any] = {}
         singles = pngs[: max(500, n // 2)]
-        rev: Service | None = None
         folder: Path | None = None
+        # Other variants' closed loops, on queues of their own, interleaved with this checkout's so that
+        # each ratio is measured side by side (--events: the service with task events on, -E;
+        # --against REV: the service's workers from another git revision). With --rounds N each
+        # variant runs N times, in an order that reverses every round, and its best run counts:
+        # on a shared machine other work only ever slows a run down.
+        variants: dict[str, Service] = {}
+        if args.events:
+            print("the service with task events on ...", flush=True)
+            variants["events_on"] = Service(url, logs, args.processes, {**env, "queue": "tagger-events"}, False,
+                                            name="bench-events", extra_args=("-E",))
         if args.against:
-            # the same closed loops with workers from another revision, on a queue of their own:
-            # this checkout, then rev, for bulk; rev, then this checkout, for single-image jobs
             from devtools.checkout import export
 
             folder = export(args.against, Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tagger-rev-"))))
             print(f"the service at {args.against} ({folder.name}) ...", flush=True)
-            rev = Service(url, logs, args.processes, {**env, "queue": "tagger-rev"}, False, root=folder,
-                          name="bench-rev")
-            stack.callback(rev.close)
-            s["bulk"] = svc.closed_loop(pngs, bulk=True, label="bulk")
-            other = {"rev": args.against, "commit": folder.name, "bulk": rev.closed_loop(pngs, bulk=True, label="rbulk"),
-                     "single": rev.closed_loop(singles, bulk=False, label="rsingle")}
-            s["single"] = svc.closed_loop(singles, bulk=False, label="single")
-            for key in ("bulk", "single"):
-                other[f"{key}_ratio"] = round(s[key]["images_per_second"] / other[key]["images_per_second"], 3)
-            s["against"] = other
-        else:
-            s["bulk"] = svc.closed_loop(pngs, bulk=True, label="bulk")
-            s["single"] = svc.closed_loop(singles, bulk=False, label="single")
+            variants["against"] = Service(url, logs, args.processes, {**env, "queue": "tagger-rev"}, False,
+                                          root=folder, name="bench-rev")
+        for v in variants.values():
+            stack.callback(v.close)
+        runs = [("service", svc), *variants.items()]
+        best: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in range(args.rounds):
+            for loop, inputs in (("bulk", pngs), ("single", singles)):
+                for key, v in (runs if r % 2 == 0 else runs[::-1]):
+                    got = v.closed_loop(inputs, bulk=loop == "bulk", label=f"{key}-{loop}-{r}")
+                    if got["images_per_second"] > best.get((key, loop), {}).get("images_per_second", -1):
+                        best[(key, loop)] = got
+        s.update(bulk=best[("service", "bulk")], single=best[("service", "single")])
+        for key in variants:
+            s[key] = {"bulk": best[(key, "bulk")], "single": best[(key, "single")]}
+        for loop in ("bulk", "single"):
+            rate = s[loop]["images_per_second"]
+            if "events_on" in s:  # events on / events off
+                s["events_on"][f"{loop}_ratio"] = round(s["events_on"][loop]["images_per_second"] / rate, 3)
+            if "against" in s:  # this checkout / REV
+                s["against"][f"{loop}_ratio"] = round(rate / s["against"][loop]["images_per_second"], 3)
+        if args.against:
+            s["against"].update(rev=args.against, commit=folder.name)
         if svc.worker is not None:
             s["single_drain"] = svc.drain(singles, label="drain")
         peak = s["single"]["images_per_second"]
@@ -173,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             from ml import data
 
             items = data.load_split(data.resolve_root(args.data_dir), train=False).images[:1000].numpy()
-            report["photos"] = photos_section(url, logs, svc, rev, folder, args.processes, items,
+            report["photos"] = photos_section(url, logs, svc, variants.get("against"), folder, args.processes, items,
                                               args.photos or (200 if args.quick else 2000), pngs,
                                               rounds=1 if args.quick else 3)
     (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -48,6 +48,11 @@ def markdown(r: dict[str, Any]) -> str:
         for key, label in (("bulk", "bulk"), ("single", "single-image jobs")):
             row(f"service at `{o['rev']}` ({o['commit']}), {label}, end to end", o[key]["images_per_second"],
                 o[key]["mean_batch_size"], f"this checkout / {o['rev']}: {o[f'{key}_ratio']:.3f}")
+    if "events_on" in s:  # the same closed loops with task events on (-E)
+        e = s["events_on"]
+        for key, label in (("bulk", "bulk"), ("single", "single-image jobs")):
+            row(f"service with task events on (-E), {label}, end to end", e[key]["images_per_second"],
+                e[key]["mean_batch_size"], f"events on / off: {e[f'{key}_ratio']:.3f}")
     if "single_drain" in s:  # not measured with --external-workers
         row("service, single-image jobs, draining", s["single_drain"]["images_per_second"],
             s["single_drain"]["mean_batch_size"])
@@ -62,6 +67,15 @@ def markdown(r: dict[str, Any]) -> str:
               "| stage | bulk | single |", "|---|---:|---:|"]
     for k in s["bulk"]["time_per_image_us"]:
         lines.append(f"| {k} | {s['bulk']['time_per_image_us'][k]} | {s['single']['time_per_image_us'].get(k, '')} |")
+    variants = [(name, v) for name, v in (("this checkout", s), ("task events on (-E)", s.get("events_on")),
+                                          (f"`{s.get('against', {}).get('rev')}`", s.get("against"))) if v]
+    if len(variants) > 1:  # CPU time is steadier than throughput on a shared machine
+        lines += ["", "CPU per image, closed loop (microseconds; the same runs as the rows above):", "",
+                  "| variant | bulk: consumer | bulk: pool | single: consumer | single: pool |", "|---|---:|---:|---:|---:|"]
+        for name, v in variants:
+            cpu = [v[loop]["time_per_image_us"].get(f"{proc} process CPU", "")
+                   for loop in ("bulk", "single") for proc in ("consumer", "pool")]
+            lines.append(f"| {name} | " + " | ".join(str(c) for c in cpu) + " |")
     if rss := s.get("peak_rss_mb"):  # not measured with --external-workers
         lines += ["", f"Peak resident memory, service worker: consumer {rss['consumer']} MB, pool processes "
                   f"{rss['pool']} MB."]

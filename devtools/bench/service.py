@@ -23,11 +23,11 @@ class Service:
     """The service's workers (from this checkout, or `root`: another revision) and a client."""
 
     def __init__(self, url: str, logs: Path, processes: int, env: dict[str, Any], external: bool,
-                 root: Path | None = None, name: str = "bench-service") -> None:
+                 root: Path | None = None, name: str = "bench-service", extra_args: tuple[str, ...] = ()) -> None:
         self.client = TaggerClient(redis_url=url, **({"queue": env["queue"]} if "queue" in env else {}))
         extra = {"root": root} if root else {}
         self.worker = None if external else LocalWorker(url, name, logs, concurrency=processes, loglevel="WARNING",
-                                                        **extra, **env).wait_ready()
+                                                        extra_args=extra_args, **extra, **env).wait_ready()
 
     def stats(self) -> dict[str, Any]:
         if self.worker is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+from tests.integration.keys_audit import unbounded_keys
 from wire.messages import Job, Status
 
 # Short timeouts so each test takes seconds: a lost worker's messages come back after 4 s.
@@ -19,7 +20,7 @@ REPORT: list[dict[str, object]] = []
 
 
 def account(name: str, client, job_ids: list[str], timeout: float = 90.0) -> dict[str, int]:
-    """Wait for every job's final result, then count what the backend and the stream hold."""
+    """Wait for every job's final result, then count what the backend and the stream hold; audit the keys."""
     deadline = time.monotonic() + timeout
     results = {}
     while time.monotonic() < deadline and len(results) < len(job_ids):
@@ -41,6 +42,7 @@ def account(name: str, client, job_ids: list[str], timeout: float = 90.0) -> dic
                         "dead_letters": r.xlen(client.settings.dead_letter_stream),
                         "restore_mutex_ttl": r.ttl("unacked_mutex")}
     REPORT.append(row)
+    assert unbounded_keys(client.redis, client.settings) == [], name
     return row
 
 

@@ -1,4 +1,4 @@
-"""The benchmark's --quick path end to end: report structure, and every submitted job got a result."""
+"""The benchmark's --quick path end to end (with --events): report structure, and every submitted job got a result."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from worker.settings import REPO_ROOT as ROOT
 def test_quick_benchmark_runs_end_to_end(tmp_path: Path, data_root: Path) -> None:
     out = tmp_path / "bench"
     run = subprocess.run([sys.executable, "-m", "devtools.bench", "--quick", "--jobs", "400", "--open-loop-seconds",
-                          "1", "--photos", "60", "--out", str(out), "--data-dir", str(data_root)], cwd=ROOT, capture_output=True,
+                          "1", "--photos", "60", "--events", "--out", str(out), "--data-dir", str(data_root)], cwd=ROOT, capture_output=True,
                          text=True, timeout=600, env={**os.environ})
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads((out / "bench.json").read_text())
@@ -26,6 +26,8 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path, data_root: Path) -> Non
     for phase in ("bulk", "single", "single_drain"):
         assert service[phase]["missing"] == 0 and service[phase]["images_per_second"] > 0, phase
     assert service["bulk"]["tagged"] == service["bulk"]["jobs"] == 400
+    for loop in ("bulk", "single"):  # --events: the same closed loops with task events on
+        assert service["events_on"][loop]["missing"] == 0 and service["events_on"][f"{loop}_ratio"] > 0, loop
     assert len(service["open_loop"]) == 4
     for level in service["open_loop"]:
         assert level["missing"] == 0 and level["jobs"] > 0
@@ -41,3 +43,4 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path, data_root: Path) -> Non
     assert memory["per_file_byte_this"] <= 1.6 and memory["url_job_this"] < 1024
     assert photos["wait"]["this"]["jobs"] == 400 and photos["wait"]["this"]["redis_cpu_us_per_job"] > 0
     assert "| photo mix by URL" in (out / "bench.md").read_text()
+    assert "| service with task events on (-E), bulk" in (out / "bench.md").read_text()

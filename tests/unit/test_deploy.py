@@ -22,6 +22,13 @@ def test_docker_compose_matches_the_real_entry_points() -> None:
     assert env["REDIS_URL"].startswith("redis://redis:6379")
     assert "container_name" not in worker_svc and "ports" not in worker_svc  # so --scale works
     assert worker_svc["depends_on"]["redis"]["condition"] == "service_healthy"
+    # the worker's health check asks its consumer process, on the port its settings read
+    assert worker_svc["healthcheck"]["test"] == ["CMD", "python", "-m", "worker.health"]
+    from worker.settings import WorkerSettings
+
+    port = WorkerSettings.model_validate({"metrics_port": env["TAGGER_METRICS_PORT"]}).metrics_port
+    assert port == WorkerSettings().metrics_port > 0  # the default, which worker.health reads too
+    assert services["producer"]["depends_on"]["worker"]["condition"] == "service_healthy"
     producer_cmd = services["producer"]["command"]
     producer_cmd = producer_cmd if isinstance(producer_cmd, list) else producer_cmd.split()
     assert producer_cmd[:3] == ["python", "-m", "producer"]

@@ -10,33 +10,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Generic, Iterator, TypeVar
+from typing import Generic, Iterator, TypeVar
 
 T = TypeVar("T")
-JOB_KEY = b'"product_id"'  # every job has one; counted in a body that has no job-count header
-MIN_JOB_BYTES = 32  # no job fits in fewer bytes of JSON: {"product_id":"p","image_b64":"A"}
-
-
-def count_jobs(headers: Any, body: Any, header: str, cap: int) -> int:
-    """How many jobs a message holds, for batching: from its header, else counted in its body.
-
-    Never raises and always gives 1..cap, whatever the message: a sender's header may be
-    anything JSON allows (1e400, a string, a list), and no header may claim more jobs than
-    the body has room for (a 300-byte message saying 1e12 once starved the prefetch).
-    Counting the key in the raw body is a C-speed substring search (no JSON decode, no
-    image decode); a JSON string value cannot contain the quoted key unescaped, so it counts
-    jobs (and, at worst, a metadata key of that name too: an overcount only makes a batch
-    smaller).
-    """
-    if isinstance(body, str):
-        body = body.encode("utf-8", "surrogatepass")
-    if not isinstance(body, (bytes, bytearray, memoryview)):
-        return 1
-    room = max(1, min(len(body) // MIN_JOB_BYTES, cap))
-    value = headers.get(header) if isinstance(headers, dict) else None
-    if type(value) is int and value >= 1:
-        return min(value, room)
-    return max(1, min(bytes(body).count(JOB_KEY), room))
 
 
 @dataclass(frozen=True)

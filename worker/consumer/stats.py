@@ -6,7 +6,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.report import BatchReport
+from worker.report import BatchReport, bucket
+
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)  # jobs (Prometheus' `le`)
 
 
 @dataclass
@@ -22,6 +24,9 @@ class BatchingStats:
     busy_s: float = 0.0  # summed batch wall time in pool processes
     first_batch_at: float | None = None
     last_batch_at: float | None = None
+    batch_size_buckets: list[int] = field(default_factory=lambda: [0] * (len(BATCH_SIZE_BUCKETS) + 1))
+    reloads: int = 0  # model reloads that took effect
+    reload_errors: int = 0  # checkpoints that failed to load (the old model kept serving)
 
     def add(self, report: dict[str, Any], wall_s: float) -> None:
         now = time.time()
@@ -29,6 +34,7 @@ class BatchingStats:
         self.last_batch_at = now
         self.batches += 1
         self.max_batch_size = max(self.max_batch_size, report["jobs"])
+        self.batch_size_buckets[bucket(report["jobs"], BATCH_SIZE_BUCKETS)] += 1
         self.busy_s += wall_s
         self.totals.add(report)
 

@@ -21,6 +21,8 @@ import logging
 import re
 import time
 import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import partial
 from time import monotonic
 from typing import Any, Callable
@@ -28,9 +30,10 @@ from typing import Any, Callable
 from celery.worker import state as worker_state
 from redis.exceptions import OutOfMemoryError
 
-from wire.envelope import JOBS_HEADER
+from wire.envelope import JOBS_HEADER, count_jobs
 from wire.messages import JOB_ID_PATTERN
-from worker.consumer.batch_queue import BatchQueue, Pending, count_jobs
+from worker.consumer import events
+from worker.consumer.batch_queue import BatchQueue, Pending
 from worker.consumer.stats import BatchingStats
 from worker.consumer.transport import FULL_RETRY_S, QUARANTINED
 from worker.pool import describe_model, run_batch
@@ -58,6 +61,7 @@ class InflightBatch:
         self.time_start = time.time()
         self.started = monotonic()
         self.worker_pid: int | None = None
+        self.task_ids: list[str] = []
 
     def info(self, safe: bool = False) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "type": self.name, "hostname": self.hostname,
@@ -66,15 +70,52 @@ class InflightBatch:
                 "delivery_info": {}}
 
 
-def message_meta(message: Any) -> dict[str, Any]:
-    """What the pool process needs to know of a message besides its body: its id, and whether
-    Redis has delivered it before (kombu marks a restored message), for message-level attempts."""
+@dataclass(eq=False, slots=True, weakref_slot=True)  # one per message: cheap to make; weakly held by Celery
+class Buffered:
+    """A message waiting in the batcher, as `inspect reserved` lists it."""
+
+    message: Any
+    ack: Callable[..., Any]
+    reject: Callable[..., Any]
+    jobs: int
+    hostname: str
+    time_received: float = field(default_factory=time.time)
+
+    def info(self, safe: bool = False) -> dict[str, Any]:
+        h = self.message.headers if isinstance(self.message.headers, dict) else {}
+        return {"id": h.get("id"), "name": h.get("task"), "type": h.get("task"), "args": h.get("argsrepr"),
+                "kwargs": h.get("kwargsrepr"), "jobs": self.jobs, "hostname": self.hostname, "time_start": None,
+                "time_received": self.time_received, "acknowledged": False, "worker_pid": None,
+                "delivery_info": self.message.delivery_info if isinstance(self.message.delivery_info, dict) else {}}
+
+
+def message_meta(message: Any, now: float) -> dict[str, Any]:
+    """What the pool process needs to know of a message besides its body (worker.pool.parse.Message):
+    its id; whether Redis has delivered it before (kombu marks a restored message), for
+    message-level attempts; whether its sender wants its result under its task id (it did not
+    set ignore_result, as our client does); and whether it must not run (revoked, expired)."""
     headers = message.headers if isinstance(message.headers, dict) else {}
     task_id = headers.get("id")
     info = message.delivery_info if isinstance(message.delivery_info, dict) else {}
+    meta: dict[str, Any] = {"id": task_id, "redelivered": bool(headers.get("redelivered") or info.get("redelivered"))}
     if not (isinstance(task_id, str) and re.fullmatch(JOB_ID_PATTERN, task_id)):  # a key name: keep it boring
-        task_id = hashlib.sha256(repr((task_id, message.delivery_tag)).encode()).hexdigest()[:32]
-    return {"id": task_id, "redelivered": bool(headers.get("redelivered") or info.get("redelivered"))}
+        meta["id"] = hashlib.sha256(repr((task_id, message.delivery_tag)).encode()).hexdigest()[:32]
+    elif headers.get("ignore_result") is not True:
+        meta["reply"] = True
+    if worker_state.revoked and isinstance(task_id, str) and task_id in worker_state.revoked:
+        meta["skip"] = "revoked"
+    elif headers.get("expires") is not None and expired(headers["expires"], now):
+        meta["skip"] = "expired"
+    return meta
+
+
+def expired(expires: Any, now: float) -> bool:
+    """Whether a message's `expires` header (ISO 8601, as Celery sends it; naive means UTC) has passed."""
+    try:
+        when = datetime.fromisoformat(expires)
+    except (TypeError, ValueError):
+        return False
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp() <= now
 
 
 INLINE_BATCH_BYTES = 32 * 1024  # well under a pipe's 64 KiB buffer
@@ -90,7 +131,7 @@ class Batcher:
         self.hostname = consumer.hostname
         self.errors = consumer.connection_errors
         self.settings = settings
-        self.queue: BatchQueue[tuple[Any, Callable[..., Any], Callable[..., Any]]] = BatchQueue(
+        self.queue: BatchQueue[Buffered] = BatchQueue(
             settings.max_batch_size, settings.max_batch_wait_ms / 1000.0)
         self.concurrency = max(1, int(getattr(self.pool, "limit", 1) or 1))
         self.stats = BatchingStats()
@@ -130,7 +171,11 @@ class Batcher:
                 reasons[message.delivery_tag] = refusal
             reject(logger, self.errors, False)
             return
-        self.queue.put((message, ack, reject), jobs, monotonic())
+        buffered = Buffered(message, ack, reject, jobs, self.hostname)
+        worker_state.reserved_requests.add(buffered)  # `inspect reserved` lists it until its batch starts
+        if (d := events.dispatcher(self.consumer)) is not None:
+            events.received(d, message, jobs)
+        self.queue.put(buffered, jobs, monotonic())
         self._adapt_prefetch(jobs)
         self.schedule()
 
@@ -187,7 +232,7 @@ class Batcher:
 
     def _dispatch(self, items: list[Pending[Any]]) -> None:
         batch = InflightBatch(self.task_name, self.hostname, items)
-        bodies = [p.item[0].body for p in items]
+        bodies = [p.item.message.body for p in items]
         try:
             payload = self._payload(batch.id, bodies)
         except OutOfMemoryError:  # Redis is full: the batch waits here, whole, and is sent once there is room
@@ -200,8 +245,13 @@ class Batcher:
             self._start(batch)
             return self._on_error(batch, exc)
         self._start(batch)
-        payload["messages"] = [message_meta(p.item[0]) for p in items]
-        self.pool.apply_async(run_batch, args=(payload, self._ctx()),
+        now = time.time()
+        payload["messages"] = [message_meta(p.item.message, now) for p in items]
+        batch.task_ids = [m["id"] for m in payload["messages"] if "skip" not in m]  # revoked: never started
+        ctx = self._ctx()
+        if events.dispatcher(self.consumer) is not None:
+            ctx["outcomes"] = True  # each message's outcome, for its task event
+        self.pool.apply_async(run_batch, args=(payload, ctx),
                               callback=partial(self._on_done, batch),
                               error_callback=partial(self._on_error, batch),
                               accept_callback=partial(self._on_accepted, batch))
@@ -209,6 +259,8 @@ class Batcher:
     def _start(self, batch: InflightBatch) -> None:
         self.inflight[batch.id] = batch
         worker_state.task_accepted(batch)  # visible in `inspect active` and `inspect stats`
+        for p in batch.items:  # no longer buffered: `inspect reserved` stops listing them
+            worker_state.reserved_requests.discard(p.item)
 
     def _payload(self, batch_id: str, bodies: list[bytes]) -> dict[str, Any]:
         """A small batch travels in the call itself; a large one waits in Redis for its process.
@@ -220,13 +272,15 @@ class Batcher:
         if sum(len(b) for b in bodies) <= INLINE_BATCH_BYTES:
             return {"bodies": bodies}
         key = BATCH_KEY_PREFIX + batch_id
-        with self.redis.pipeline(transaction=False) as pipe:
+        with self.redis.pipeline(transaction=True) as pipe:  # never seen without its TTL
             pipe.rpush(key, *bodies).expire(key, self.settings.visibility_timeout_s)
             pipe.execute()
         return {"key": key}
 
     def _on_accepted(self, batch: InflightBatch, pid: int, *_: Any) -> None:
         batch.worker_pid = pid
+        if (d := events.dispatcher(self.consumer)) is not None:
+            events.started(d, batch.task_ids)
 
     def _finish(self, batch: InflightBatch) -> None:
         self.inflight.pop(batch.id, None)
@@ -244,29 +298,31 @@ class Batcher:
                              len(batch.items))
         finally:
             self._finish(batch)
-            self.stats.add(report, monotonic() - batch.started)
+            runtime = monotonic() - batch.started
+            self.stats.add(report, runtime)
             self.model = report.get("model") or self.model
+            if "outcomes" in report and (d := events.dispatcher(self.consumer)) is not None:
+                events.finished(d, report["outcomes"], runtime)
             self.schedule()
 
     def _ack(self, items: list[Pending[Any]]) -> None:
         """Acknowledge a batch's messages: one round trip per channel where the transport allows."""
-        by_channel: dict[int, list[Pending[Any]]] = {}
+        by_channel: dict[int, list[Pending[Buffered]]] = {}
         for p in items:
-            by_channel.setdefault(id(p.item[0].channel), []).append(p)
+            by_channel.setdefault(id(p.item.message.channel), []).append(p)
         for group in by_channel.values():
-            qos = getattr(group[0].item[0].channel, "qos", None)
+            qos = getattr(group[0].item.message.channel, "qos", None)
             if hasattr(qos, "ack_many"):
                 try:
-                    qos.ack_many([p.item[0].delivery_tag for p in group])
+                    qos.ack_many([p.item.message.delivery_tag for p in group])
                     for p in group:
-                        p.item[0]._state = "ACK"
+                        p.item.message._state = "ACK"
                     continue
                 except self.errors as exc:  # Redis redelivers them; their results are published once
                     logger.error("could not acknowledge %d messages: %s", len(group), exc)
                     continue
             for p in group:
-                _message, ack, _reject = p.item
-                ack(logger, self.errors)
+                p.item.ack(logger, self.errors)
 
     def _on_error(self, batch: InflightBatch, exc_info: Any) -> None:
         exc = getattr(exc_info, "exception", exc_info)
@@ -274,8 +330,7 @@ class Batcher:
                      batch.jobs, type(exc).__name__, exc, len(batch.items))
         try:
             for p in batch.items:
-                _message, _ack, reject = p.item
-                reject(logger, self.errors, True)
+                p.item.reject(logger, self.errors, True)
         except Exception:  # noqa: BLE001 - as in _on_done: the slot is freed whatever happens
             logger.exception("could not requeue a batch of %d messages; Redis will redeliver them", len(batch.items))
         finally:
@@ -298,12 +353,14 @@ class Batcher:
         def loaded(info: dict[str, Any]) -> None:
             if checkpoint:
                 self.checkpoint, self.generation, self.reload_error = checkpoint, generation, None
+                self.stats.reloads += 1
                 logger.info("model reloaded: %s %s", info.get("arch"), info.get("model_version"))
             self.model = info
 
         def failed(exc_info: Any) -> None:
             exc = getattr(exc_info, "exception", exc_info)
             self.reload_error = f"{ctx['checkpoint']}: {type(exc).__name__}: {exc}"
+            self.stats.reload_errors += 1
             logger.error("model load failed: %s", self.reload_error)
 
         self.pool.apply_async(describe_model, args=(ctx,), callback=loaded, error_callback=failed)
@@ -340,7 +397,7 @@ class Batcher:
         still ran them, and counted that as a failed attempt (issue 11: valid images were
         dead-lettered). Now only a worker that is really gone loses its messages.
         """
-        held = [p.item[0] for p in self.queue] + [p.item[0] for b in self.inflight.values() for p in b.items]
+        held = [p.item.message for p in self.queue] + [p.item.message for b in self.inflight.values() for p in b.items]
         by_qos: dict[int, tuple[Any, list[str]]] = {}
         for message in held:
             qos = getattr(message.channel, "qos", None)

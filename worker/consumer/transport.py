@@ -8,9 +8,11 @@
    transaction. Items a worker left in the inflight list (seen there in two
    sweeps, one restore interval apart) go back to the queue. Messages already waiting
    behind the first come along in the same round trip (a Lua script records them as
-   unacknowledged), and a batch's messages are acknowledged in one pipeline. With one queue and one
-   priority step (this service's configuration) every fetch goes this way; anything
-   else falls back to kombu's BRPOP.
+   unacknowledged), and a batch's messages are acknowledged in one pipeline. Only the queue
+   named by the `reliable_queue` transport option (the service's task queue) is fetched
+   this way, when it is the channel's one queue and there is one priority step; every other
+   queue (remote-control replies, broadcasts, a client's own) is kombu's as it ships, so
+   nothing leaves keys behind for them.
 2. Nothing on the queue stops the worker. Anyone who can LPUSH onto the list can put
    anything there, and kombu decodes each item inside the event loop: an exception there
    (not JSON, nested too deep, not an envelope, a body that is not base64, headers Celery
@@ -150,10 +152,12 @@ class Channel(kombu_redis.Channel):
     _blmove_queue: str | None = None
     _full_until = 0.0  # monotonic time before which no BLMOVE is sent (Redis was full)
     _full_since: float | None = None
-    # Where moved-aside items go (worker.app sets these from the service settings).
+    # Where moved-aside items go, and the one queue fetched reliably (worker.app sets these from the settings).
     dead_letter_stream: str | None = None
     dead_letter_maxlen: int = 10_000
-    from_transport_options = kombu_redis.Channel.from_transport_options + ("dead_letter_stream", "dead_letter_maxlen")
+    reliable_queue: str | None = None
+    from_transport_options = kombu_redis.Channel.from_transport_options + (
+        "dead_letter_stream", "dead_letter_maxlen", "reliable_queue")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -273,8 +277,10 @@ class Channel(kombu_redis.Channel):
             self.quarantine(raw_message, reason, queue, recorded_tag=tag if self._prerecorded else None)
 
     def _reliable_queue(self) -> str | None:
+        """The queue to fetch with BLMOVE: the configured task queue, when it is all this channel consumes."""
         queues = list(self.active_queues)
-        if len(queues) == 1 and list(self.priority_steps) == [0] and not self.global_keyprefix:
+        if (queues == [self.reliable_queue] and list(self.priority_steps) == [0]
+                and not self.global_keyprefix):
             return queues[0]
         return None
 
@@ -392,6 +398,19 @@ def decode_item(item: bytes) -> tuple[Any, str]:
         # Celery would read it as a protocol-1 message, and drop it (acknowledged, logged) if its body will not decode
         return None, "not a task message: no task header"
     return message, ""
+
+
+def register(schemes: tuple[str, ...] = ("redis", "rediss"), transport: str = f"{__name__}:Transport") -> None:
+    """Make plain redis:// and rediss:// broker URLs (or `schemes`) use this transport in this process.
+
+    Clients, Flower and exporters then see the broker URL as what it is (a redis:// URL),
+    not as `module:Transport://...`. Only the queue named by the `reliable_queue` transport
+    option changes behaviour; the junk guards apply to any queue.
+    """
+    from kombu.transport import TRANSPORT_ALIASES
+
+    for scheme in schemes:
+        TRANSPORT_ALIASES[scheme] = transport
 
 
 class Transport(kombu_redis.Transport):

@@ -26,7 +26,7 @@ from wire.messages import Job, Score, TagResult
 from worker.pool.fetch import Fetcher, FetchError
 from worker.pool.inference import Classifier
 from worker.pool.results import failure, tagged
-from worker.report import BatchReport
+from worker.report import BatchReport, bucket
 
 logger = logging.getLogger(__name__)
 # Test hook (never set in production): a job with this product id kills its process, the way
@@ -85,7 +85,9 @@ def classify(clf: Classifier, jobs: list[Job], attempts: dict[str, int], limits:
             results.append(tagged(job, top, f, clf.taxonomy, ck.arch, ck.version, review_threshold, started,
                                   finished, len(jobs), attempts.get(job.job_id, 1), worker))
     for job in jobs:
-        report.queue_wait_s += max(0.0, started - job.enqueued_at)
+        wait = max(0.0, started - job.enqueued_at)
+        report.queue_wait_s += wait
+        report.queue_wait_buckets[bucket(wait)] += 1
     return results
 
 

@@ -24,10 +24,10 @@ from wire.messages import Job, Status, TagResult
 from worker.pool import inference
 from worker.pool.classify import classify
 from worker.pool.fetch import Allowlist, Fetcher, FetchPolicy
-from worker.pool.parse import job_ids_in, parse_message
-from worker.pool.publish import Publisher
+from worker.pool.parse import Message, job_ids_in, parse_message
+from worker.pool.publish import Publisher, message_value
 from worker.pool.results import failure
-from worker.report import BatchReport
+from worker.report import BatchReport, bucket
 from worker.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
@@ -66,8 +66,9 @@ def run_batch(payload: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     """Entry point in the pool process.
 
     `payload`: the batch's message bodies (or the Redis key holding them, for large batches),
-    and per message its id and whether Redis delivered it before.
-    `ctx`: checkpoint, generation, hostname.
+    and per message what the consumer process knows of it (worker.pool.parse.Message).
+    `ctx`: checkpoint, generation, hostname; `outcomes`: also report each message's outcome
+    (for task events).
 
     Message-level isolation, as for jobs: a message Redis delivers again (its batch died)
     runs alone, in an order that flips with each delivery, and after `max_attempts`
@@ -77,54 +78,68 @@ def run_batch(payload: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     pub = publisher()
     report = BatchReport()
     worker = ctx.get("hostname")
+    known: dict[str, TagResult] = {}  # the results this batch published, by job id
 
     t = time.perf_counter()
     bodies = payload["bodies"] if "bodies" in payload else pub.take_batch(payload["key"])
-    metas = payload.get("messages") or [{} for _ in bodies]
-    again = [i for i, m in enumerate(metas) if m.get("redelivered")]
-    deliveries = [1] * len(bodies)
-    for i, n in zip(again, pub.count_redeliveries([str(metas[i].get("id")) for i in again])):
+    messages = [Message.from_payload(b, m) for b, m in zip(bodies, payload.get("messages") or [{}] * len(bodies))]
+    again = [i for i, m in enumerate(messages) if m.redelivered]
+    deliveries = [1] * len(messages)
+    for i, n in zip(again, pub.count_redeliveries([messages[i].id for i in again])):
         deliveries[i] = 1 + n
     report.seconds["parse"] += time.perf_counter() - t
 
     clf = inference.get(ctx["checkpoint"], ctx["generation"], s)
     report.model = clf.info()
-    fresh = [b for b, n in zip(bodies, deliveries) if n == 1]
-    suspects = [(str(m.get("id")), b, n) for b, m, n in zip(bodies, metas, deliveries) if 1 < n <= s.max_attempts]
-    for message_id, body, n in [(str(m.get("id")), b, n) for b, m, n in zip(bodies, metas, deliveries)
-                                if n > s.max_attempts]:
-        if pub.jobs_seen(job_ids_in(body)):  # it was parsed before: its jobs' own counts decide
-            suspects.append((message_id, body, n))
+    fresh = [m for m, n in zip(messages, deliveries) if n == 1]
+    suspects = [(m, n) for m, n in zip(messages, deliveries) if 1 < n <= s.max_attempts]
+    for m, n in [(m, n) for m, n in zip(messages, deliveries) if n > s.max_attempts]:
+        if pub.jobs_seen(job_ids_in(m.body)):  # it was parsed before: its jobs' own counts decide
+            suspects.append((m, n))
         else:
-            _give_up_message(pub, body, n - 1, report, worker)
+            _give_up_message(pub, m, n - 1, report, worker, known)
     if fresh:
-        _run_messages(pub, clf, fresh, report, worker)
+        _run_messages(pub, clf, fresh, report, worker, known)
     # Every batch that died held the poison, so its count is the batch's highest and rises
     # with each delivery: the order flips every time.
-    suspects.sort(key=lambda x: x[0])  # by id, not as delivered: requeueing reverses the order
-    flip = bool(suspects) and max(n for *_, n in suspects) % 2 == 1
-    for _id, body, _n in (reversed(suspects) if flip else suspects):
+    suspects.sort(key=lambda x: x[0].id)  # by id, not as delivered: requeueing reverses the order
+    flip = bool(suspects) and max(n for _, n in suspects) % 2 == 1
+    for m, _n in (reversed(suspects) if flip else suspects):
         report.isolated_messages += 1
-        _run_messages(pub, clf, [body], report, worker, redelivered=True)
-    return asdict(report)
+        _run_messages(pub, clf, [m], report, worker, known, redelivered=True)
+    out = asdict(report)
+    if ctx.get("outcomes"):
+        out["outcomes"] = [outcome(m, known) for m in messages]
+    return out
 
 
-def _give_up_message(pub: Publisher, body: bytes | str, deliveries: int, report: BatchReport,
-                     worker: str | None) -> None:
+def outcome(m: Message, known: dict[str, TagResult]) -> dict[str, Any]:
+    """What a task event says of a message: its jobs tagged and failed here, and the first failure."""
+    results = [known[j] for j in m.job_ids if j in known]
+    failed = [r for r in results if r.status is Status.FAILED]
+    first = failed[0] if failed else None
+    return {"id": m.id, "jobs": len(m.job_ids), "tagged": len(results) - len(failed), "failed": len(failed),
+            "error": f"{first.error_code.value if first.error_code else ''}: {first.error}" if first else "",
+            "skip": m.skip}
+
+
+def _give_up_message(pub: Publisher, m: Message, deliveries: int, report: BatchReport, worker: str | None,
+                     known: dict[str, TagResult]) -> None:
     """A message whose batch died `deliveries` times before it was ever parsed: dead-letter it
     unread; the job ids in its raw bytes get their final result."""
     reason = f"its batch died {deliveries} times before it could be read (message-level poison)"
     logger.error("dead-lettered a message: %s", reason)
-    pub.dead_letter_message(body, reason, deliveries)
+    pub.dead_letter_message(m.body, reason, deliveries)
     report.dead_lettered_messages += 1
     now = time.time()
+    m.job_ids, m.unreadable = job_ids_in(m.body), reason
     _publish(pub, [failure(j, "", ErrorCode.TOO_MANY_ATTEMPTS, f"gave up: {reason} (dead-lettered)", now, 1, worker,
-                           deliveries) for j in job_ids_in(body)], report)
+                           deliveries) for j in m.job_ids], report, known, [m])
 
 
-def _run_messages(pub: Publisher, clf: inference.Classifier, bodies: list[bytes | str], report: BatchReport,
-                  worker: str | None, redelivered: bool = False) -> None:
-    """Parse, classify and publish the jobs of these messages.
+def _run_messages(pub: Publisher, clf: inference.Classifier, messages: list[Message], report: BatchReport,
+                  worker: str | None, known: dict[str, TagResult], redelivered: bool = False) -> None:
+    """Parse, classify and publish the jobs of these messages, and the results of those that want one.
 
     Only when Redis `redelivered` them are their jobs' deliveries counted: a first delivery
     is implied, and costs no Redis call.
@@ -132,10 +147,10 @@ def _run_messages(pub: Publisher, clf: inference.Classifier, bodies: list[bytes 
     s = settings()
     started = time.time()
     if marker := os.environ.get(CRASH_MESSAGE_HOOK_ENV):
-        if any(marker.encode() in (b.encode() if isinstance(b, str) else b) for b in bodies):
+        if any(marker.encode() in (m.body.encode() if isinstance(m.body, str) else m.body) for m in messages):
             os._exit(71)
     t = time.perf_counter()
-    jobs, early = _parse_all(pub, bodies, worker, report)
+    jobs, early = _parse_all(pub, messages, worker, report)
     report.seconds["parse"] += time.perf_counter() - t
     if redelivered:  # deliveries of each job, and whether it has its final result already
         t = time.perf_counter()
@@ -160,22 +175,27 @@ def _run_messages(pub: Publisher, clf: inference.Classifier, bodies: list[bytes 
         else:
             fresh.append(job)
 
-    stored = _publish(pub, early, report)
+    stored = _publish(pub, early, report, known)
     newly_failed = {r.job_id for r, new in zip(early, stored) if new}
     for job in dead:  # only with its first final result: a job delivered again lands there once
         if job.job_id in newly_failed:
             pub.dead_letter(job, f"no result after {attempts[job.job_id] - 1} deliveries", attempts[job.job_id] - 1)
             report.dead_lettered += 1
     # At most max_batch_size jobs per forward pass, however many one message brought: a pool
-    # process's memory does not grow with the jobs in a message.
-    for start in range(0, len(fresh), s.max_batch_size):
-        chunk = fresh[start : start + s.max_batch_size]
-        _publish(pub, classify(clf, chunk, attempts, limits(), clf.review_threshold, s.colours, report, worker,
-                               fetcher()), report)
+    # process's memory does not grow with the jobs in a message. The messages' results go in the
+    # same call as their jobs' last ones (the common path: no suspects).
+    chunks = [fresh[start : start + s.max_batch_size] for start in range(0, len(fresh), s.max_batch_size)] or [[]]
+    for i, chunk in enumerate(chunks):
+        tags = classify(clf, chunk, attempts, limits(), clf.review_threshold, s.colours, report, worker,
+                        fetcher()) if chunk else []
+        _publish(pub, tags, report, known, messages if i == len(chunks) - 1 and not suspects else ())
+    if not suspects:
+        return
     for job in isolation_order(suspects, attempts):
         report.isolated += 1
         _publish(pub, classify(clf, [job], attempts, limits(), clf.review_threshold, s.colours, report, worker,
-                               fetcher()), report)
+                               fetcher()), report, known)
+    _publish(pub, [], report, known, messages)
 
 
 def isolation_order(suspects: list[Job], attempts: dict[str, int]) -> list[Job]:
@@ -192,28 +212,35 @@ def isolation_order(suspects: list[Job], attempts: dict[str, int]) -> list[Job]:
     return sorted(suspects, key=lambda j: (j.enqueued_at, j.job_id), reverse=flip)
 
 
-def _parse_all(pub: Publisher, bodies: list[bytes | str], worker: str | None,
+def _parse_all(pub: Publisher, messages: list[Message], worker: str | None,
                report: BatchReport) -> tuple[list[Job], list[TagResult]]:
-    """Jobs of all messages (first copy of each job id) and failed results for invalid jobs.
+    """Jobs of all messages (first copy of each job id) and failed results for the jobs that will not run.
 
     A body that cannot be read is dead-lettered with its raw bytes; the job ids it names
-    get a final `invalid_message` result.
+    get a final `invalid_message` result. The jobs of a revoked or expired message fail
+    with that code, unrun.
     """
     jobs: list[Job] = []
     invalid: list[TagResult] = []
-    for body in bodies:
+    for m in messages:
         try:
-            ok, bad = parse_message(body, worker, settings().max_jobs_per_message)
+            ok, bad, m.job_ids = parse_message(m.body, worker, m.id, settings().max_jobs_per_message)
         except DecodeError as exc:
             report.invalid_messages += 1
             logger.error("dead-lettered a malformed message: %s", exc)
-            pub.dead_letter_message(body, str(exc), 1)
+            pub.dead_letter_message(m.body, str(exc), 1)
             now = time.time()
+            m.job_ids, m.unreadable = job_ids_in(m.body), str(exc)
             invalid += [failure(j, "", ErrorCode.INVALID_MESSAGE, f"its message could not be read: {exc}", now, 1,
-                                worker) for j in job_ids_in(body)]
+                                worker) for j in m.job_ids]
+            continue
+        invalid += bad
+        if m.skip:
+            now = time.time()
+            invalid += [failure(j.job_id, j.product_id, ErrorCode(m.skip), f"not run: its message was {m.skip}",
+                                now, 1, worker, 1, j.enqueued_at, j.metadata) for j in ok]
             continue
         jobs += ok
-        invalid += bad
     unique = list({j.job_id: j for j in reversed(jobs)}.values())[::-1]
     report.duplicates += len(jobs) - len(unique)
     return unique, invalid
@@ -233,19 +260,42 @@ def warm_up() -> None:
         colour.warm_up()  # the colour lookup tables, before the first job rather than in it
 
 
-def _publish(pub: Publisher, results: list[TagResult], report: BatchReport) -> list[bool]:
-    if not results:
+def _publish(pub: Publisher, results: list[TagResult], report: BatchReport, known: dict[str, TagResult],
+             messages: list[Message] = ()) -> list[bool]:
+    """Publish these results and, in the same call, the results of those `messages` that want one."""
+    for r in results:
+        known.setdefault(r.job_id, r)
+    replies = [m for m in messages if m.reply]
+    if not results and not replies:
         return []
     t = time.perf_counter()
-    stored = pub.publish(results)
+    stored = pub.publish(results, _message_results(pub, replies, known))
     report.seconds["publish"] += time.perf_counter() - t
+    published = time.time()
     for r, new in zip(results, stored):
         if not new:
             report.duplicates += 1
-        elif r.status is Status.TAGGED:
+            continue
+        if r.status is Status.TAGGED:
             report.tagged += 1
         else:
             report.failed += 1
+            code = r.error_code.value if r.error_code else "none"
+            report.errors[code] = report.errors.get(code, 0) + 1
+        latency = max(0.0, published - r.timings.enqueued_at)
+        report.latency_s += latency
+        report.latency_buckets[bucket(latency)] += 1
     return stored
 
 
+def _message_results(pub: Publisher, replies: list[Message], known: dict[str, TagResult]) -> list[tuple[str, str, str]]:
+    """(task id, Celery state, value) for each standard sender's message: its result under its task id."""
+    missing = [j for m in replies for j in m.job_ids if j not in known]
+    if missing:  # jobs that got their result in an earlier delivery (rare: a redelivered message)
+        known.update(pub.stored_results(missing))
+    out = []
+    for m in replies:
+        if m.job_ids == [m.id]:  # its one job's result is stored under the task id already
+            continue
+        out.append((m.id, *message_value([known[j] for j in m.job_ids if j in known], m.skip, m.unreadable)))
+    return out
