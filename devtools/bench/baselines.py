@@ -27,15 +27,22 @@ def _app(name: str, prefetch_multiplier: int) -> Celery:
     app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"],
                     result_accept_content=["json"], task_default_queue=f"bench-{name}",
                     worker_prefetch_multiplier=prefetch_multiplier, worker_proc_alive_timeout=60.0,
-                    result_expires=3600)
+                    result_expires=3600,
+                    # stock kombu, as a plain Celery deployment has it: importing `worker` (for the
+                    # classifier) maps redis:// to the service's own transport in this process
+                    broker_transport="kombu.transport.redis:Transport")
     return app
 
 
 @worker_process_init.connect
 def _load(**_: object) -> None:
+    from celery import current_app
+
+    this = current_app._get_current_object()
     from worker.pool.inference import Classifier
     from worker.settings import WorkerSettings
 
+    this.set_current()  # importing `worker` built the service's app, which made itself the current one
     _state["clf"] = Classifier(WorkerSettings().checkpoint, threads=1)  # as the service serves it
 
 

@@ -40,7 +40,8 @@ def test_hostile_queue_items_are_moved_aside_and_never_stop_a_worker(fleet, test
     infinite_header = json.dumps(envelope([]), separators=(",", ":")).replace('"tagger_jobs":0', '"tagger_jobs":1e400')
     assert "1e400" in infinite_header
     bad_base64 = envelope([], base64_body=True, body="!!! not base64 !!!")
-    number_body = envelope([], body=12345)
+    number_body = envelope([], base64_body=True, body=12345)  # kombu's base64 decode raises TypeError
+    list_body = envelope([], body=[{"a": 1}])  # no encoding: kombu hands the list over as the body
     unroutable = envelope([])
     unroutable["headers"]["task"] = ["a", "list"]  # Celery looks it up in a dict: unhashable
     deep_item = nested(5000)
@@ -53,12 +54,12 @@ def test_hostile_queue_items_are_moved_aside_and_never_stop_a_worker(fleet, test
     before = jobs_from(test_images, 40, "before")
     after = jobs_from(test_images, 40, "after")
     client.submit_jobs(before, chunk_size=1)
-    for raw in (infinite_header, json.dumps(bad_base64), json.dumps(number_body), json.dumps(unroutable),
-                deep_item, json.dumps(deep_message)):
+    for raw in (infinite_header, json.dumps(bad_base64), json.dumps(number_body), json.dumps(list_body),
+                json.dumps(unroutable), deep_item, json.dumps(deep_message)):
         r.lpush(queue, raw)
     client.submit_jobs(after, chunk_size=1)
 
-    row = account("hostile queue items (6 kinds)", client, [j.job_id for j in before + after] + ["deep-1"])
+    row = account("hostile queue items (7 kinds)", client, [j.job_id for j in before + after] + ["deep-1"])
     assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == 80 and row["failed"] == 1, row
     assert client.fetch(["deep-1"])["deep-1"].error_code is ErrorCode.INVALID_MESSAGE
     assert w.alive() and w.control("ping") == {"ok": "pong"}
@@ -67,15 +68,15 @@ def test_hostile_queue_items_are_moved_aside_and_never_stop_a_worker(fleet, test
     assert all(d.job is None and d.raw for d in letters), letters
     reasons = " | ".join(d.reason for d in letters)
     for expected in ("JSON nested too deep", "cannot be delivered: Error", "cannot be delivered: TypeError",
-                     "not a tagger message: RecursionError"):
+                     "a body of type list", "not a task message: no task header", "not a tagger message: RecursionError"):
         assert expected in reasons, reasons
     # the infinite header is not an error: that message is counted from its body (0 jobs -> 1) and
     # runs as an empty message; every other item has its own dead letter
-    assert len(letters) == 5, reasons
+    assert len(letters) == 6, reasons
     assert r.llen(queue) == 0 and r.llen(f"{queue}:inflight") == 0 and r.hlen("unacked") == 0
 
     stats = w.control("batching")
-    assert sum(stats["quarantined"].values()) >= 4 and stats["invalid_messages"] == 1, stats
+    assert sum(stats["quarantined"].values()) >= 5 and stats["invalid_messages"] == 1, stats
     more = jobs_from(test_images, 10, "later")
     client.submit_jobs(more, chunk_size=1)
     assert len(client.wait([j.job_id for j in more], timeout=30)) == 10

@@ -25,13 +25,17 @@ from worker.settings import REPO_ROOT
 
 
 def queued_job_ids(r: redis.Redis, queue: str) -> set[str]:
-    """The job ids in the messages waiting in the queue, read the way the worker would."""
+    """The job ids in the messages waiting in the queue, read the way the worker would (our envelope
+    carries the body's JSON text; Celery's own base64 bodies declare body_encoding)."""
     import base64
 
     ids = set()
     for raw in r.lrange(queue, 0, -1):
-        body = json.loads(base64.b64decode(json.loads(raw)["body"]))
-        ids |= {job["job_id"] for job in body[0][0]}
+        envelope = json.loads(raw)
+        body = envelope["body"]
+        if envelope["properties"].get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        ids |= {job["job_id"] for job in json.loads(body)[0][0]}
     return ids
 
 

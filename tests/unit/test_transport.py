@@ -35,7 +35,7 @@ def test_take_more_records_each_message_under_the_tag_its_properties_hold(redis_
     ours = task_envelope("tagger.tag", "q", [{"job_id": "j", "image_b64": "QUJD" * 1000}])
     kombus = dumps(json.loads(ours))  # kombu's own separators, spaces included
     fake = json.loads(ours)
-    fake = {k: v for k, v in fake.items() if k != "headers"} | {"headers": {"delivery_tag": "not-the-tag"}}
+    fake = {k: v for k, v in fake.items() if k != "headers"} | {"headers": {"task": "tagger.tag", "delivery_tag": "not-the-tag"}}
     no_tag_in_tail = json.loads(ours)
     no_tag_in_tail["headers"]["padding"] = "x" * 2000  # properties first, then 2 KB: the tail has no tag
     no_tag_in_tail = {"properties": no_tag_in_tail.pop("properties"), **no_tag_in_tail}

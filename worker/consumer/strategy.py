@@ -184,7 +184,9 @@ class Batcher:
         if message.content_type != "application/json":
             # JSON only: a pickled (or otherwise typed) message is never decoded.
             return f"content type {message.content_type!r}: only application/json is accepted"
-        size = len(message.body or b"")
+        if not isinstance(message.body, (bytes, str)):  # an envelope's body may be any JSON value
+            return f"a body of type {type(message.body).__name__}: a message body is JSON text"
+        size = len(message.body)
         if size > self.settings.max_message_bytes:
             return f"message of {size:,} bytes: the limit is {self.settings.max_message_bytes:,}"
         return ""
