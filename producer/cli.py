@@ -16,7 +16,7 @@ from typing import Sequence
 
 import redis
 
-from producer.client import TaggerClient
+from producer.client import MIN_MAX_SIDE, TaggerClient
 from producer.errors import QueueFull, RedisFull, ResultTimeout
 from producer.settings import ClientSettings
 from wire.errors import JobTooLarge
@@ -51,7 +51,15 @@ def _check_images(names: Sequence[str]) -> list[Path | str]:
 
 def cmd_submit(client: TaggerClient, args: argparse.Namespace) -> int:
     images = _check_images(args.images)
-    jobs = [client.job(i, product_id=i.name) if isinstance(i, Path) else client.job(url=i) for i in images]
+    if args.max_side is not None:
+        try:
+            import PIL  # noqa: F401 - the shrink is the client's one optional feature
+        except ImportError:
+            raise CliError("--max-side needs Pillow: pip install 'fashion-tagger[shrink]'") from None
+        if args.max_side < MIN_MAX_SIDE:
+            raise CliError(f"--max-side {args.max_side}: at least {MIN_MAX_SIDE} pixels")
+    jobs = [client.job(i, product_id=i.name, max_side=args.max_side) if isinstance(i, Path) else client.job(url=i)
+            for i in images]
     try:
         handles = client.submit_jobs(jobs, chunk_size=args.chunk_size)
     except RedisFull as exc:  # say which jobs were queued before Redis filled up, then exit 6
@@ -116,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--wait", action="store_true", help="wait and print each result as a JSON line")
     s.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for all results with --wait")
     s.add_argument("--chunk-size", type=int, default=None, help="jobs per message (default: $TAGGER_CHUNK_SIZE or 64)")
+    s.add_argument("--max-side", type=int, default=None, metavar="PX",
+                   help="shrink larger files to this long side before sending (needs Pillow; 512 keeps the tags)")
     s.set_defaults(func=cmd_submit)
 
     r = sub.add_parser("results", help="print results from the results stream",

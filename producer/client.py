@@ -29,9 +29,10 @@ from wire.envelope import BODY_OVERHEAD, jobs_envelope
 from wire.errors import DecodeError, JobTooLarge
 from wire.keys import attempts_key, result_key
 from wire.messages import Job, Metadata, TagResult
-from wire.urls import looks_like_url, parse_image_url
 from wire.queue_depth import QueueDepth, queue_depth
+from wire.urls import looks_like_url, parse_image_url
 
+MIN_MAX_SIDE = 28  # shrinking below the model's input size would lose what it reads
 ImageInput = Union[bytes, str, Path]  # a str naming a scheme (https://...) is an image URL
 # Per Redis round trip in submit_jobs, whichever comes first: workers start while the rest is built.
 PIPELINE_JOBS = 1_024
@@ -99,12 +100,17 @@ class TaggerClient:
     # --- submitting -------------------------------------------------------------------------
 
     def job(self, image: ImageInput | None = None, product_id: str | None = None, job_id: str | None = None,
-            metadata: Metadata | None = None, *, url: str | None = None) -> Job:
+            metadata: Metadata | None = None, *, url: str | None = None, max_side: int | None = None) -> Job:
         """Build a Job from bytes, a file, or an http(s) URL (`url=`, or a str naming its scheme).
 
         The product id defaults to the file name (of the path, or of the URL's path). A URL that
         can never be fetched (another scheme, no host) is refused here, before anything is sent.
+        `max_side`: shrink a larger image (bytes or file; a URL is fetched as it is) to this long
+        side before sending (producer.shrink, needs Pillow; 512 keeps the tags): fewer bytes on the
+        wire, in Redis and in the worker's decoder.
         """
+        if max_side is not None and max_side < MIN_MAX_SIDE:
+            raise ValueError(f"max_side={max_side}: at least {MIN_MAX_SIDE} pixels (the model sees 28x28)")
         if url is None and isinstance(image, str) and looks_like_url(image):
             image, url = None, image
         if (image is None) == (url is None):
@@ -117,18 +123,25 @@ class TaggerClient:
             if isinstance(image, bytes):
                 raise ValueError("product_id is required when submitting bytes")
             product_id = Path(image).name  # type: ignore[arg-type]
-        return Job.from_bytes(read_image(image, self.settings.max_image_bytes), product_id,  # type: ignore[arg-type]
-                              job_id, metadata)
+        data = read_image(image, self.settings.max_image_bytes)  # type: ignore[arg-type]
+        if max_side is not None:
+            # optional: only this feature needs Pillow
+            from producer.shrink import shrink
+
+            data = shrink(data, max_side)
+        return Job.from_bytes(data, product_id, job_id, metadata)
 
     def submit(self, image: ImageInput | None = None, product_id: str | None = None, job_id: str | None = None,
-               metadata: Metadata | None = None, *, url: str | None = None) -> JobHandle:
+               metadata: Metadata | None = None, *, url: str | None = None, max_side: int | None = None) -> JobHandle:
         """One image (bytes, a path, or `url=`), one message: the real-time path."""
-        return self.submit_jobs([self.job(image, product_id, job_id, metadata, url=url)], chunk_size=1)[0]
+        job = self.job(image, product_id, job_id, metadata, url=url, max_side=max_side)
+        return self.submit_jobs([job], chunk_size=1)[0]
 
-    def submit_many(self, items: Iterable[Job | tuple[ImageInput, str]], chunk_size: int | None = None) -> list[JobHandle]:
+    def submit_many(self, items: Iterable[Job | tuple[ImageInput, str]], chunk_size: int | None = None,
+                    max_side: int | None = None) -> list[JobHandle]:
         """Many images (bytes, paths or URLs, with product ids): up to `chunk_size` jobs per message,
-        messages pushed in pipelines."""
-        jobs = [it if isinstance(it, Job) else self.job(it[0], it[1]) for it in items]
+        messages pushed in pipelines. `max_side` as for `job`."""
+        jobs = [it if isinstance(it, Job) else self.job(it[0], it[1], max_side=max_side) for it in items]
         return self.submit_jobs(jobs, chunk_size)
 
     def submit_jobs(self, jobs: list[Job], chunk_size: int | None = None) -> list[JobHandle]:

@@ -38,3 +38,27 @@ def test_cli_says_clearly_when_redis_is_unreachable(tmp_path, test_images) -> No
     out = subprocess.run([sys.executable, "-m", "producer", "submit", str(tmp_path / "a.png")], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 3 and "cannot reach Redis at redis://127.0.0.1:" in out.stderr
+
+
+def test_cli_shrinks_large_photos_before_sending_with_max_side(worker, redis_url, tmp_path, dataset) -> None:
+    from devtools.images import jpeg_photos
+
+    items = dataset.test.images[:3].numpy()
+    labels = dataset.test.labels[:3].tolist()
+    for i, photo in enumerate(jpeg_photos(items, 3, side=1000)):
+        (tmp_path / f"p{i}.jpg").write_bytes(photo)
+    env = {**os.environ, "REDIS_URL": redis_url}
+    files = sorted(map(str, tmp_path.glob("*.jpg")))
+    runs = {}
+    for flags in ([], ["--max-side", "256"]):
+        out = subprocess.run([sys.executable, "-m", "producer", "submit", *files, "--wait", *flags], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        runs[tuple(flags)] = [json.loads(line) for line in out.stdout.splitlines()]
+    shrunk = runs[("--max-side", "256")]
+    assert all(x["status"] == "tagged" for x in shrunk)
+    # the same tags as the full-size photos (and, for these three, the true classes)
+    assert [x["label_id"] for x in shrunk] == [x["label_id"] for x in runs[()]] == labels
+    too_small = subprocess.run([sys.executable, "-m", "producer", "submit", files[0], "--max-side", "8"], cwd=ROOT,
+                               env=env, capture_output=True, text=True, timeout=60)
+    assert too_small.returncode == 2 and "--max-side 8: at least 28 pixels" in too_small.stderr

@@ -34,3 +34,24 @@ def test_a_job_too_large_for_any_message_is_refused_before_anything_is_sent() ->
     with pytest.raises(ValueError, match="only http and https"):
         client.job(url="file:///etc/passwd")
     assert client.job("https://cdn.example.com/p/shirt.jpg?v=2").product_id == "shirt.jpg"
+
+
+def test_max_side_shrinks_files_and_bytes_before_sending_and_leaves_urls_alone(tmp_path) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from devtools.images import encode
+
+    rng = np.random.default_rng(0)
+    photo = encode(Image.fromarray(rng.integers(0, 255, (900, 1200, 3), dtype=np.uint8)), "JPEG", quality=90)
+    (tmp_path / "big.jpg").write_bytes(photo)
+    client = TaggerClient(redis_url="redis://127.0.0.1:1/0")  # nothing is sent
+    for job in (client.job(tmp_path / "big.jpg", max_side=300), client.job(photo, "sku", max_side=300)):
+        sent = job.image_bytes()
+        assert len(sent) < len(photo) and Image.open(io.BytesIO(sent)).size == (300, 225)
+    assert client.job(tmp_path / "big.jpg").image_bytes() == photo  # off by default
+    assert client.job(url="https://cdn.example.com/a.jpg", max_side=300).image_url == "https://cdn.example.com/a.jpg"
+    with pytest.raises(ValueError, match="at least 28 pixels"):
+        client.job(photo, "sku", max_side=10)
