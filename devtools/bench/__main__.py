@@ -27,32 +27,21 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from devtools.bench.baselines import run_baseline
 from devtools.bench.report import LOADS, machine, markdown, plots
 from devtools.bench.service import Service
+from devtools.bench.timing import best_rate
 from devtools.images import fashion_pngs
 from devtools.redis_server import RedisServer
 from ml.checkpoint import portable_path
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-
-
-def best_rate(fn: Callable[[], int], seconds: float, repeats: int = 3) -> float:
-    """Items per second, best of `repeats` rounds (the other rounds measure the neighbours)."""
-    best = 0.0
-    for _ in range(repeats):
-        done, t0 = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - t0) < seconds:
-            done += fn()
-        best = max(best, done / elapsed)
-    return best
 
 
 def ceiling(checkpoint: Path, threads: int, sizes: tuple[int, ...], seconds: float, images: np.ndarray) -> dict[str, Any]:
@@ -64,7 +53,7 @@ def ceiling(checkpoint: Path, threads: int, sizes: tuple[int, ...], seconds: flo
     for bs in sizes:
         x = np.ascontiguousarray(np.resize(images, (bs, 28, 28)))
         clf.predict(x)  # warm up
-        rates[bs] = round(best_rate(lambda: (clf.predict(x), bs)[1], seconds), 1)
+        rates[bs] = round(best_rate(lambda: (clf.predict(x), bs)[1], seconds).wall, 1)
     return {"threads": threads, "arch": clf.checkpoint.arch, "model_version": clf.checkpoint.version,
             "images_per_second": rates}
 
@@ -74,10 +63,10 @@ def preprocessing(pngs: list[bytes], seconds: float) -> dict[str, float]:
     from ml.preprocess import preprocess
 
     blobs = preprocess_speed.inputs()
-    out = {"fashion_mnist_png_28": best_rate(lambda: sum(1 for p in pngs[:200] if preprocess(p) is not None), seconds)}
+    out = {"fashion_mnist_png_28": best_rate(lambda: sum(1 for p in pngs[:200] if preprocess(p) is not None), seconds).wall}
     for name, blob in blobs.items():
         if "1000" in name:
-            out[name] = best_rate(lambda b=blob: (preprocess(b), 1)[1], seconds)
+            out[name] = best_rate(lambda b=blob: (preprocess(b), 1)[1], seconds).wall
     return {k: round(v, 1) for k, v in out.items()}
 
 

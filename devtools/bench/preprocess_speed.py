@@ -34,6 +34,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from devtools.bench.timing import best_rate
 from ml import preprocess as pre
 from ml.preprocess import _draft, preprocess
 
@@ -78,23 +79,6 @@ def _decode_only(blob: bytes) -> Callable[[], object]:
     return run
 
 
-def rate(fn: Callable[[], object], seconds: float, repeats: int) -> tuple[float, float]:
-    """Best (calls per wall-clock second, calls per CPU second of this thread) over the rounds.
-
-    On a shared machine wall-clock time includes waiting for a core; CPU time does not, so
-    calls per CPU second is the per-core figure (cache and memory contention still count).
-    """
-    fn()
-    best_wall = best_cpu = 0.0
-    for _ in range(repeats):
-        n, start, cpu = 0, time.perf_counter(), time.thread_time()
-        while (elapsed := time.perf_counter() - start) < seconds:
-            for _ in range(10):
-                fn()
-            n += 10
-        best_wall = max(best_wall, n / elapsed)
-        best_cpu = max(best_cpu, n / max(time.thread_time() - cpu, 1e-9))
-    return best_wall, best_cpu
 
 
 
@@ -301,7 +285,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     cases.append(("  of which JPEG decode (draft)", jpeg, _decode_only(jpeg)))
     print(f"{'input':32} {'size':>11}  {'per CPU second':>14}  {'per wall second':>15}  {'CPU us/image':>12}")
     for name, blob, fn in cases:
-        wall, cpu = rate(fn, args.seconds, args.repeats)
+        wall, cpu = best_rate(lambda f=fn: (f(), 1)[1], args.seconds, args.repeats)
         results[name.strip()] = {"images_per_cpu_s": cpu, "images_per_wall_s": wall, "cpu_us_per_image": 1e6 / cpu,
                                  "bytes": len(blob)}
         print(f"{name:32} {len(blob) / 1024:7.1f} KiB  {cpu:14,.0f}  {wall:15,.0f}  {1e6 / cpu:12.1f}", flush=True)
