@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             items = data.load_split(data.resolve_root(args.data_dir), train=False).images[:1000].numpy()
             report["photos"] = photos_section(url, logs, svc, variants.get("against"), folder, args.processes, items,
                                               args.photos or (200 if args.quick else 2000), pngs,
-                                              rounds=1 if args.quick else 3)
+                                              rounds=1 if args.quick else 3, env=env)
     (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     md = markdown(report)
     (args.out / "bench.md").write_text(md)

@@ -80,13 +80,22 @@ def queued_bytes(r: redis.Redis, submit: Any, n: int) -> float:
 
 
 def photo_loops(svc: Service, rev: Service | None, photos: list[bytes], urls: list[str],
-                jpegs: list[bytes]) -> dict[str, Any]:
-    """Closed loops: this checkout by bytes and by URL, REV by bytes, interleaved."""
-    out: dict[str, Any] = {"mix_bytes": svc.closed_loop(photos, bulk=True, label="pbytes")}
+                jpegs: list[bytes], plain: Service | None = None) -> dict[str, Any]:
+    """Closed loops: this checkout by bytes and by URL, REV by bytes, interleaved; `plain`: this
+    checkout with colour naming off, on the photo mix and the JPEGs, either side of the others."""
+    out: dict[str, Any] = {}
+    if plain is not None:
+        out["mix_bytes_no_colours"] = plain.closed_loop(photos, bulk=True, label="pplain")
+    out["mix_bytes"] = svc.closed_loop(photos, bulk=True, label="pbytes")
     if rev is not None:
         out["rev_mix_bytes"] = rev.closed_loop(photos, bulk=True, label="rpbytes")
         out["rev_jpeg_bytes"] = rev.closed_loop(jpegs, bulk=True, label="rjbytes")
     out["jpeg_bytes"] = svc.closed_loop(jpegs, bulk=True, label="jbytes")
+    if plain is not None:
+        out["jpeg_bytes_no_colours"] = plain.closed_loop(jpegs, bulk=True, label="jplain")
+        for key in ("mix_bytes", "jpeg_bytes"):  # what naming colours costs, as a share of the whole path
+            off, on = out[f"{key}_no_colours"]["images_per_second"], out[key]["images_per_second"]
+            out[f"{key}_colour_cost"] = round(1 - on / off, 3)
     out["mix_urls"] = svc.closed_loop(urls, bulk=True, label="purls")  # type: ignore[arg-type]
     if rev is not None:
         for key in ("mix_bytes", "jpeg_bytes"):
@@ -138,9 +147,16 @@ def wait_cost(url: str, logs: Path, processes: int, pngs_folder: Path, roots: di
 
 
 def photos_section(url: str, logs: Path, svc: Service, rev: Service | None, rev_root: Path | None,
-                   processes: int, items: Any, n_photos: int, pngs: list[bytes], rounds: int = 3) -> dict[str, Any]:
-    """Everything above; `items`: Fashion-MNIST images to render, `pngs`: the 28x28 PNGs for the wait."""
+                   processes: int, items: Any, n_photos: int, pngs: list[bytes], rounds: int = 3,
+                   env: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything above; `items`: Fashion-MNIST images to render, `pngs`: the 28x28 PNGs for the wait;
+    `env`: the service's settings, for a node of this checkout with colour naming off."""
     with ExitStack() as stack:
+        plain = None
+        if env is not None:
+            plain = Service(url, logs, processes, {**env, "queue": "tagger-no-colours", "colours": False}, False,
+                            name="bench-no-colours")
+            stack.callback(plain.close)
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tagger-photos-")))
         mix = photo_mix(items, n_photos)
         jpegs = jpeg_photos(items, max(100, n_photos // 2))
@@ -158,7 +174,7 @@ def photos_section(url: str, logs: Path, svc: Service, rev: Service | None, rev_
                                "jpeg_photos": len(jpegs), "jpeg_mean_file_bytes": round(sum(map(len, jpegs)) / len(jpegs))}
         print(f"photos: {len(photos)} photo-like images (mean {out['mean_file_bytes']:,} bytes), by bytes and by URL ...",
               flush=True)
-        out["end_to_end"] = photo_loops(svc, rev, photos, urls, jpegs)
+        out["end_to_end"] = photo_loops(svc, rev, photos, urls, jpegs, plain)
 
         print("photos: Redis bytes per queued job ...", flush=True)
         r = redis.Redis.from_url(url)

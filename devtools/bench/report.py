@@ -94,6 +94,8 @@ def photos_markdown(p: dict[str, Any], rev: str | None) -> list[str]:
              "| variant | images/s | vs " + (rev or "-") + " | mean batch | fetch µs | decode µs | forward µs |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     names = {"mix_bytes": "photo mix by bytes", "mix_urls": "photo mix by URL", "jpeg_bytes": "JPEG 1,000 px by bytes",
+             "mix_bytes_no_colours": "photo mix by bytes, colours off",
+             "jpeg_bytes_no_colours": "JPEG 1,000 px by bytes, colours off",
              "rev_mix_bytes": f"`{rev}`: photo mix by bytes", "rev_jpeg_bytes": f"`{rev}`: JPEG 1,000 px by bytes"}
     for key, name in names.items():
         if key not in e:
@@ -103,6 +105,9 @@ def photos_markdown(p: dict[str, Any], rev: str | None) -> list[str]:
         lines.append(f"| {name} | {e[key]['images_per_second']:,.0f} | {f'{ratio:.2f}x' if ratio else ''} | "
                      f"{e[key]['mean_batch_size']} | {stages.get('pool: fetch', '')} | {stages.get('pool: decode', '')}"
                      f" | {stages.get('pool: forward', '')} |")
+    if "mix_bytes_colour_cost" in e:
+        lines += ["", f"Naming colours costs {e['mix_bytes_colour_cost']:.1%} of the photo mix's end-to-end "
+                  f"throughput and {e['jpeg_bytes_colour_cost']:.1%} of the JPEGs' (colours on vs `TAGGER_COLOURS=0`)."]
     m = p["redis_bytes_per_queued_job"]
     lines += ["", "Redis bytes per queued job (INFO memory, client closed): photo bytes job "
               f"{m['bytes_job_this']:,.0f} ({m['per_file_byte_this']:.2f} per file byte)"

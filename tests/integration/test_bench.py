@@ -35,7 +35,7 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path, data_root: Path) -> Non
     assert all(mb > 0 for mb in service["peak_rss_mb"]["pool"])
     assert "| service, bulk" in (out / "bench.md").read_text()
     photos = report["photos"]
-    for variant in ("mix_bytes", "mix_urls", "jpeg_bytes"):
+    for variant in ("mix_bytes", "mix_urls", "jpeg_bytes", "mix_bytes_no_colours", "jpeg_bytes_no_colours"):
         loop = photos["end_to_end"][variant]
         assert loop["missing"] == 0 and loop["tagged"] == loop["jobs"] > 0, variant
     assert photos["end_to_end"]["mix_urls"]["time_per_image_us"]["pool: fetch"] > 0
@@ -43,4 +43,5 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path, data_root: Path) -> Non
     assert memory["per_file_byte_this"] <= 1.6 and memory["url_job_this"] < 1024
     assert photos["wait"]["this"]["jobs"] == 400 and photos["wait"]["this"]["redis_cpu_us_per_job"] > 0
     assert "| photo mix by URL" in (out / "bench.md").read_text()
+    assert "Naming colours costs" in (out / "bench.md").read_text()
     assert "| service with task events on (-E), bulk" in (out / "bench.md").read_text()
