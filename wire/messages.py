@@ -58,6 +58,8 @@ class Job(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _bounded_metadata(cls, v: Metadata) -> Metadata:
+        if not v:  # the common case: nothing to measure (json.dumps would cost more than the job's other checks)
+            return v
         if len(v) > MAX_METADATA_KEYS:
             raise ValueError(f"metadata has {len(v)} keys; the limit is {MAX_METADATA_KEYS}")
         size = len(json.dumps(v, separators=(",", ":")))
