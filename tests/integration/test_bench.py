@@ -35,7 +35,8 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path, data_root: Path) -> Non
     assert all(mb > 0 for mb in service["peak_rss_mb"]["pool"])
     assert "| service, bulk" in (out / "bench.md").read_text()
     photos = report["photos"]
-    for variant in ("mix_bytes", "mix_urls", "jpeg_bytes", "mix_bytes_no_colours", "jpeg_bytes_no_colours"):
+    for variant in ("mix_bytes", "mix_urls", "jpeg_bytes", "mix_bytes_no_colours", "jpeg_bytes_no_colours",
+                    "mix_bytes_colours_on"):
         loop = photos["end_to_end"][variant]
         assert loop["missing"] == 0 and loop["tagged"] == loop["jobs"] > 0, variant
     assert photos["end_to_end"]["mix_urls"]["time_per_image_us"]["pool: fetch"] > 0
