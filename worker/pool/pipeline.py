@@ -10,6 +10,7 @@ message (kombu marks it), so a batch's first delivery costs no Redis call for th
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -258,6 +259,12 @@ def warm_up() -> None:
     inference.get(str(s.checkpoint), 0, s)
     if s.colours:
         colour.warm_up()  # the colour lookup tables, before the first job rather than in it
+    # What is loaded now (about 370,000 objects: torch, numpy, Pillow, pydantic, the model) lives as
+    # long as the process. Frozen, the cyclic collector stops walking it at every full collection;
+    # objects are still freed by reference counting (a model replaced by a reload included).
+    # Measured in process: 5-7% of a pool process's CPU per 28x28 image.
+    gc.collect()
+    gc.freeze()
 
 
 def _publish(pub: Publisher, results: list[TagResult], report: BatchReport, known: dict[str, TagResult],
