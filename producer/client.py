@@ -26,9 +26,9 @@ from producer.settings import ClientSettings
 from wire.connection import redis_is_full
 from wire.dead_letters import DeadLetter
 from wire.envelope import BODY_OVERHEAD, jobs_envelope
-from wire.errors import DecodeError, JobTooLarge
+from wire.errors import DecodeError, ErrorCode, JobTooLarge
 from wire.keys import attempts_key, result_key
-from wire.messages import Job, Metadata, TagResult
+from wire.messages import Job, Metadata, Status, TagResult, Timings
 from wire.queue_depth import QueueDepth, queue_depth
 from wire.urls import looks_like_url, parse_image_url
 
@@ -273,7 +273,7 @@ class TaggerClient:
             chunk = job_ids[start:start + MGET_KEYS]
             for job_id, raw in zip(chunk, self.redis.mget([result_key(j) for j in chunk])):
                 if raw is not None:
-                    found[job_id] = TagResult.parse(_meta_result(raw))
+                    found[job_id] = _result_of(job_id, raw)
         return found
 
     def wait(self, job_ids: Iterable[str], timeout: float = 60.0) -> dict[str, TagResult]:
@@ -423,9 +423,25 @@ def _pipelines(messages: Iterator[list[str]]) -> Iterator[list[list[str]]]:
         yield group
 
 
-def _meta_result(raw: bytes) -> dict[str, Any]:
+def _result_of(job_id: str, raw: bytes) -> TagResult:
+    """A job's result from its value in the result backend.
+
+    Job ids and Celery task ids share the backend's keys (so that `AsyncResult(job_id)` works). A
+    value that is not a tagger result is therefore another task's, stored under the same id (the
+    fuzz test found one: an unknown task's NotRegistered error): the job reads as failed with that
+    said, instead of the whole fetch failing on it. Its own result can never be stored there."""
     try:
         meta = json.loads(raw)
-        return meta["result"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DecodeError(f"not a tagger result in the result backend: {exc}") from None
+    except ValueError:
+        meta = None
+    try:
+        return TagResult.parse(meta["result"])  # type: ignore[index]
+    except (DecodeError, KeyError, TypeError):
+        now = time.time()
+        found = meta.get("result") if isinstance(meta, dict) else None
+        what = (f"{found.get('exc_type')}: {found.get('exc_message')}" if isinstance(found, dict) and "exc_type" in found
+                else f"{len(raw):,} bytes that are not a tagger result")
+        return TagResult(job_id=job_id, product_id="", status=Status.FAILED, error_code=ErrorCode.INVALID_JOB,
+                         error=f"the result backend holds another task's result under this job id ({what[:200]}); "
+                               f"job ids must be unique among the backend's task ids",
+                         timings=Timings(enqueued_at=now, started_at=now, finished_at=now, batch_size=0))

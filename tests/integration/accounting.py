@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import Any, Callable
 
 from tests.integration.keys_audit import unbounded_keys
 from wire.messages import Job, Status
@@ -63,3 +64,13 @@ def flood(client, images, n: int, prefix: str, chunk_size: int, server=None) -> 
     client.submit_jobs(jobs, chunk_size=chunk_size)
     time.sleep(0.3)
     return jobs
+
+
+def until(condition: Callable[[], Any], timeout: float) -> bool:
+    """Whether `condition()` became true within `timeout` seconds (checked every 10 ms)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

@@ -16,7 +16,6 @@ import base64
 import itertools
 import json
 import re
-import time
 import uuid
 from typing import Any
 
@@ -24,7 +23,7 @@ import pytest
 from hypothesis import strategies as st
 
 from tests.fuzzing import fuzz
-from tests.integration.accounting import FAST, account
+from tests.integration.accounting import FAST, account, until
 from wire.envelope import task_envelope
 from wire.messages import JOB_ID_PATTERN, Job
 
@@ -127,15 +126,6 @@ def node(logs, test_images):
     with Fleet(logs) as fleet:
         worker = fleet.worker("fuzz", concurrency=1, **{**FAST, "max_batch_wait_ms": 5}).wait_ready()
         yield fleet, worker, fleet.client(), test_images[0][0]
-
-
-def until(condition: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def envelope(**changes: Any) -> str:

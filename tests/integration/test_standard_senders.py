@@ -19,6 +19,7 @@ import pytest
 from celery import Celery
 from celery.exceptions import TaskRevokedError
 
+from tests.integration.accounting import until
 from tests.integration.senders import sender_app
 from wire.errors import ErrorCode, JobFailed
 from wire.messages import Status, TagResult
@@ -124,3 +125,26 @@ def test_messages_without_the_job_count_header_keep_every_batch_within_the_limit
     assert 64 < max(sizes) <= limit, max(sizes)  # messages are merged into batches, none over the limit
     after = worker.control("batching")
     assert after["max_batch_size"] <= limit and after["jobs"] - before["jobs"] == 2560
+
+
+def test_a_job_id_that_another_task_holds_in_the_backend_reads_as_failed_not_as_an_error(worker, sender, client,
+                                                                                          test_images) -> None:
+    """Job ids and task ids share the result backend's keys (the fuzz test met one: an unknown
+    task's NotRegistered error stored under an id a later job used). The job reads as failed,
+    and the fetch of the other jobs goes on."""
+    from wire.keys import result_key
+
+    shared = f"shared-{uuid.uuid4().hex[:8]}"
+    sender.send_task("no.such.task", args=[], queue="tagger", task_id=shared)  # the worker stores NotRegistered
+    assert until(lambda: client.redis.exists(result_key(shared)), 30)
+    client.redis.set(result_key(f"{shared}-junk"), b"\xff not json", ex=60)  # another application's value
+    handles = client.submit_many([(test_images[0][0], "mine")])
+    client.submit_jobs([client.job(test_images[1][0], "clash", job_id=shared)], chunk_size=1)
+    client.wait([h.job_id for h in handles], timeout=30)
+    got = client.fetch([shared, f"{shared}-junk", handles[0].job_id, "nobody"])
+    assert set(got) == {shared, f"{shared}-junk", handles[0].job_id}
+    assert got[handles[0].job_id].status is Status.TAGGED
+    for key, what in ((shared, "NotRegistered"), (f"{shared}-junk", "not a tagger result")):
+        assert got[key].status is Status.FAILED and got[key].error_code is ErrorCode.INVALID_JOB, got[key]
+        assert what in got[key].error and "job ids must be unique" in got[key].error
+
