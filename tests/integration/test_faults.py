@@ -20,7 +20,14 @@ import pytest
 from devtools.images import slow_png
 from devtools.local import Fleet
 from producer.errors import QueueFull
-from tests.integration.accounting import FAST, URL_SETTINGS, account, flood, jobs_from
+from tests.integration.accounting import (
+    FAST,
+    URL_SETTINGS,
+    account,
+    flood,
+    jobs_from,
+    until,
+)
 from wire.envelope import task_envelope
 from wire.errors import ErrorCode
 from wire.messages import Job, Status
@@ -42,7 +49,12 @@ def test_kill_9_a_pool_process_mid_batch(fleet, test_images, image_server) -> No
     w = fleet.worker("w", concurrency=2, **FAST, **URL_SETTINGS).wait_ready()
     client = fleet.client()
     jobs = flood(client, test_images, 3000, "child", chunk_size=4, server=image_server)
-    victim = w.pool_pids()[0]
+    # a process that is running a batch right now (`inspect active`): the first pool process may be
+    # between batches at any given instant, and with fast batches often is
+    running: list[int] = []
+    assert until(lambda: running.extend(b["worker_pid"] for b in w.control("active", timeout=1.0) or []
+                                        if b.get("worker_pid")) or running, 30), w.tail()
+    victim = running[0]
     os.kill(victim, signal.SIGKILL)
     row = account("kill -9 a pool process mid-batch (10% URL jobs)", client, [j.job_id for j in jobs])
     assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == 3000, row

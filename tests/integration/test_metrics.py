@@ -16,7 +16,7 @@ from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.redis_server import free_port
-from tests.integration.accounting import FAST, jobs_from
+from tests.integration.accounting import FAST, jobs_from, until
 from tests.integration.senders import sender_app, settle
 from wire.messages import Job
 from worker.settings import REPO_ROOT as ROOT
@@ -45,6 +45,8 @@ def test_metrics_count_a_known_run_exactly(fleet, test_images) -> None:
     assert client.fetch([sent])[sent].status.value == "tagged"
     assert len(client.wait([j.job_id for j in good + bad], timeout=60)) == 103
 
+    # a batch's results are in Redis a moment before its report reaches the node's counters
+    assert until(lambda: scrape(port).get(("tagger_batch_size_sum", ())) == 104, 10)
     m = scrape(port)
     assert m[("tagger_jobs_total", (("error_code", ""), ("status", "tagged")))] == 101
     assert m[("tagger_jobs_total", (("error_code", "unsupported_format"), ("status", "failed")))] == 2
