@@ -55,7 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="decay per step of an exponential moving average of the weights (and BatchNorm buffers); "
                         "validated, selected and saved instead of the raw weights; 0: off")
     kd = p.add_argument_group("distillation (off by default)")
-    kd.add_argument("--distill-from", default=None, help="teacher checkpoint (model.pt); unset: no distillation")
+    kd.add_argument("--distill-from", default=None, nargs="+", metavar="CHECKPOINT",
+                    help="teacher checkpoint (model.pt); several: their ensemble (mean logits); unset: no distillation")
     kd.add_argument("--distill-alpha", type=float, default=0.5,
                     help="weight of the teacher's loss; the label loss gets 1 - alpha")
     kd.add_argument("--distill-temperature", type=float, default=4.0, help="softmax temperature of the teacher's loss")

@@ -124,6 +124,22 @@ def test_ema_and_distillation_flags_are_deterministic_and_change_the_result(tmp_
     assert checkpoint.load(tmp_path / "a" / "model.pt").arch_args == {"width": 8}
 
 
+
+
+def test_several_teachers_make_one_whose_logits_are_their_mean(tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    paths = []
+    for i in range(2):
+        m = model.build("compact", width=8).eval()
+        paths.append(tmp_path / f"t{i}.pt")
+        checkpoint.save(paths[-1], m, "compact", {"width": 8})
+    x = torch.randn(4, 1, 28, 28)
+    one, two = (distill.load_teacher(p) for p in paths)
+    both = distill.load_teacher([str(p) for p in paths])
+    with torch.no_grad():
+        assert torch.allclose(both(x), (one(x) + two(x)) / 2, atol=1e-5)
+        assert not torch.allclose(one(x), two(x))  # two different teachers: the mean is neither
+    assert not any(p.requires_grad for p in both.parameters()) and not both.training
 # --- augmentation ------------------------------------------------------------------------------
 
 IMG = torch.arange(1, 17, dtype=torch.uint8).view(1, 4, 4)  # 1..16, row by row
