@@ -10,9 +10,10 @@
    subprocess from its own checkout), and URL jobs.
 3. The cost of waiting: `python -m producer submit <PNGs> --wait` on 28x28 PNGs, end to end,
    with this checkout's CLI and workers and with REV's (each a subprocess of its own checkout,
-   the workers on the seed model), measuring the CLI's wall time, Redis CPU per job (INFO cpu:
-   everything the broker did for the run, the workers' commands and the wait included) and
-   Redis commands per job (INFO commandstats), best of a few alternating rounds.
+   the workers on the seed model), each checkout on a private Redis of its own, measuring the
+   CLI's wall time, Redis CPU per job (INFO cpu: everything the broker did for the run, the
+   workers' commands and the wait included) and Redis commands per job (INFO commandstats),
+   best of a few alternating rounds.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import redis
 from devtools.bench.service import Service
 from devtools.images import jpeg_photos, photo_mix
 from devtools.local import LocalWorker
-from devtools.redis_server import free_port
+from devtools.redis_server import RedisServer, free_port
 from producer.client import TaggerClient
 from worker.settings import REPO_ROOT
 
@@ -111,34 +112,38 @@ def photo_loops(svc: Service, rev: Service | None, photos: list[bytes], urls: li
     return out
 
 
-def wait_cost(url: str, logs: Path, processes: int, pngs_folder: Path, roots: dict[str, Path],
-              rounds: int) -> dict[str, Any]:
+def wait_cost(logs: Path, processes: int, pngs_folder: Path, roots: dict[str, Path], rounds: int) -> dict[str, Any]:
     """`python -m producer submit <all PNGs> --wait` per checkout, against that checkout's workers (seed model).
 
-    On a shared machine one run can take twice as long as the next, so each checkout runs
-    `rounds` times, the order alternating, and each figure is its best round.
+    Each checkout gets a private Redis with nothing but its own node and its CLI connected, so
+    that the broker's CPU is the run's alone: the bench's other nodes, idle but connected to its
+    main Redis (polling, heartbeats), cost that Redis several µs per job of this run when it
+    shared it. On a shared machine one run can take twice as long as the next, so each checkout
+    runs `rounds` times, the order alternating, and each figure is its best round.
     """
-    r = redis.Redis.from_url(url)
     files = [str(p) for p in sorted(pngs_folder.iterdir())]
     n = len(files)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in roots}
+    brokers: dict[str, str] = {}
     with ExitStack() as stack:
         for name, root in roots.items():
-            node = LocalWorker(url, f"bench-wait-{name}", logs, concurrency=processes, loglevel="WARNING", root=root,
-                               queue=f"tagger-wait-{name}", checkpoint=root / "models" / "seed" / "model.pt")
+            brokers[name] = stack.enter_context(RedisServer()).url
+            node = LocalWorker(brokers[name], f"bench-wait-{name}", logs, concurrency=processes, loglevel="WARNING",
+                               root=root, queue=f"tagger-wait-{name}", checkpoint=root / "models" / "seed" / "model.pt")
             stack.callback(node.stop)
             node.wait_ready()
         for i in range(rounds):
             for name, root in (list(roots.items()) if i % 2 == 0 else list(roots.items())[::-1]):
+                r = redis.Redis.from_url(brokers[name])
                 cpu0, calls0 = redis_cpu_s(r), command_calls(r)
-                seconds = run_client(root, ["-m", "producer", "submit", *files, "--wait", "--timeout", "600"], url,
-                                     f"tagger-wait-{name}")
+                seconds = run_client(root, ["-m", "producer", "submit", *files, "--wait", "--timeout", "600"],
+                                     brokers[name], f"tagger-wait-{name}")
                 cpu, calls = redis_cpu_s(r) - cpu0, command_calls(r)
+                r.close()
                 delta = {k: v - calls0.get(k, 0) for k, v in calls.items() if v > calls0.get(k, 0)}
                 runs[name].append({"seconds": seconds, "cpu_us": 1e6 * cpu / n, "commands": sum(delta.values()) / n,
                                    "wait_commands": {k: delta.get(k, 0) for k in ("mget", "xread", "xrevrange")}})
-    r.close()
-    out: dict[str, Any] = {"rounds": rounds}
+    out: dict[str, Any] = {"rounds": rounds, "private_redis": True}
     for name, rs in runs.items():
         best = min(x["seconds"] for x in rs)
         out[name] = {"jobs": n, "cli_seconds": round(best, 2), "images_per_second": round(n / best, 1),
@@ -200,7 +205,7 @@ def photos_section(url: str, logs: Path, svc: Service, rev: Service | None, rev_
 
         print(f"the wait: python -m producer submit {len(pngs):,} PNGs --wait ...", flush=True)
         pngs_folder = write_files(tmp / "pngs", {f"i{i:05d}.png": b for i, b in enumerate(pngs)})
-        out["wait"] = wait_cost(url, logs, processes, pngs_folder, client_roots, rounds)
+        out["wait"] = wait_cost(logs, processes, pngs_folder, client_roots, rounds)
     return out
 
 
