@@ -117,7 +117,8 @@ def photos_markdown(p: dict[str, Any], rev: str | None) -> list[str]:
                  if "bytes_job_rev" in m else "") + f"; URL job {m['url_job_this']:,.0f}."]
     w = p["wait"]
     lines += ["", f"The wait: `python -m producer submit <{w['this']['jobs']:,} PNGs> --wait`, seed model, "
-              f"Redis CPU and commands for the whole run, best of {w['rounds']} alternating rounds:", "",
+              f"Redis CPU and commands for the whole run, each side on a private Redis with only its own workers, "
+              f"best of {w['rounds']} alternating rounds:", "",
               "| client and workers | CLI seconds | images/s | Redis CPU µs/job | Redis commands/job | MGET | XREAD |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for name in ("this", "rev"):
@@ -129,7 +130,8 @@ def photos_markdown(p: dict[str, Any], rev: str | None) -> list[str]:
     if "cli_speedup" in w:
         lines.append(f"\n`{rev}` / this checkout: CLI time {w['cli_speedup']:.2f}x, Redis CPU per job "
                      f"{w['redis_cpu_ratio']:.2f}x. Every round (seconds): this checkout {w['this']['cli_seconds_all']}, "
-                     f"`{rev}` {w['rev']['cli_seconds_all']}.")
+                     f"`{rev}` {w['rev']['cli_seconds_all']}; (Redis CPU µs/job): this checkout "
+                     f"{w['this']['redis_cpu_us_per_job_all']}, `{rev}` {w['rev']['redis_cpu_us_per_job_all']}.")
     return lines
 
 

@@ -43,6 +43,7 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path, data_root: Path) -> Non
     memory = photos["redis_bytes_per_queued_job"]
     assert memory["per_file_byte_this"] <= 1.6 and memory["url_job_this"] < 1024
     assert photos["wait"]["this"]["jobs"] == 400 and photos["wait"]["this"]["redis_cpu_us_per_job"] > 0
+    assert photos["wait"]["private_redis"] is True  # the broker CPU is the wait's own
     assert "| photo mix by URL" in (out / "bench.md").read_text()
     assert "Naming colours costs" in (out / "bench.md").read_text()
     assert "| service with task events on (-E), bulk" in (out / "bench.md").read_text()
