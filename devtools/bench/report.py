@@ -93,12 +93,14 @@ def photos_markdown(p: dict[str, Any], rev: str | None) -> list[str]:
              f"{p['jpeg_photos']:,} JPEGs of 1,000 px, mean {p['jpeg_mean_file_bytes']:,} bytes):", "",
              "| variant | images/s | vs " + (rev or "-") + " | mean batch | fetch µs | decode µs | forward µs |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    names = {"mix_bytes": "photo mix by bytes", "mix_urls": "photo mix by URL", "jpeg_bytes": "JPEG 1,000 px by bytes",
+    best = f"best of {p.get('rounds', 1)} alternating with `{rev}`" if rev else "best of the rounds"
+    names = {"mix_bytes": f"photo mix by bytes ({best})", "mix_urls": "photo mix by URL",
+             "jpeg_bytes": f"JPEG 1,000 px by bytes ({best})",
              "mix_bytes_colours_on": "photo mix by bytes, colours on (best of the colour rounds)",
              "mix_bytes_no_colours": "photo mix by bytes, colours off (best of the colour rounds)",
              "jpeg_bytes_colours_on": "JPEG 1,000 px by bytes, colours on (best of the colour rounds)",
              "jpeg_bytes_no_colours": "JPEG 1,000 px by bytes, colours off (best of the colour rounds)",
-             "rev_mix_bytes": f"`{rev}`: photo mix by bytes", "rev_jpeg_bytes": f"`{rev}`: JPEG 1,000 px by bytes"}
+             "rev_mix_bytes": f"`{rev}`: photo mix by bytes (best)", "rev_jpeg_bytes": f"`{rev}`: JPEG 1,000 px by bytes (best)"}
     for key, name in names.items():
         if key not in e:
             continue
