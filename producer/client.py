@@ -147,9 +147,8 @@ class TaggerClient:
     def submit_jobs(self, jobs: list[Job], chunk_size: int | None = None) -> list[JobHandle]:
         """Send jobs, up to `chunk_size` per message, a few MB or PIPELINE_JOBS jobs per round trip.
 
-        A message closes before its body would pass `chunk_bytes` or half the worker's
-        `max_message_bytes` (so the worker never rejects it unread), and at `max_jobs_per_message`;
-        a job over `chunk_bytes` travels alone. Each job is serialized
+        A message closes before its body would pass half the worker's `max_message_bytes` (so
+        the worker never rejects it unread) and at `max_jobs_per_message`. Each job is serialized
         once, and every job is checked before anything is sent: one too large for any message
         raises JobTooLarge and sends nothing.
         Raises RedisFull when Redis is (nearly) full: each round trip is one transaction, enqueued
@@ -161,7 +160,7 @@ class TaggerClient:
         s = self.settings
         sent = 0  # jobs enqueued so far: what a RedisFull reports
         for pipeline in _pipelines(_messages(texts, min(chunk_size or s.chunk_size, s.max_jobs_per_message),
-                                             min(s.chunk_bytes, self.max_body_bytes))):
+                                             self.max_body_bytes)):
             self._wait_for_room()
             envelopes = [jobs_envelope(s.task_name, s.queue, message) for message in pipeline]
             if why := self._no_room_for(sum(len(e) for e in envelopes)):

@@ -16,10 +16,6 @@ class ClientSettings(ServiceSettings):
     """The producer's knobs."""
 
     chunk_size: int = Field(64, ge=1, le=1024, description="jobs per message in submit_many")
-    chunk_bytes: int = Field(
-        1024 * 1024, ge=1024, description="message body bytes in submit_many, at most (a larger job travels "
-        "alone): photos by bytes then come in messages of a few jobs, which the workers batch by bytes "
-        "(TAGGER_MAX_BATCH_BYTES) and spread over their processes; 28x28 images fill chunk_size first")
     max_queue_length: int = Field(0, ge=0, description="refuse or wait when the queue holds more messages (0: no limit)")
     when_full: Literal["raise", "wait"] = Field("raise", description="what submit does when the queue is over its limit")
     full_wait_s: float = Field(60.0, gt=0, description="longest wait for room when when_full=wait")

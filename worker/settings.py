@@ -21,10 +21,6 @@ class WorkerSettings(ServiceSettings):
     checkpoint: Path = Field(DEFAULT_CHECKPOINT, description=f"model.pt written by ml.train (default: "
                              f"<models_dir>/{DEFAULT_MODEL}/model.pt)")
     max_batch_size: int = Field(256, ge=1, le=8192, description="jobs per forward pass, at most")
-    max_batch_bytes: int = Field(
-        2 * 1024 * 1024, ge=1024, description="message bytes per batch, at most (one larger message is a batch of "
-        "its own): a batch of photos sent by bytes stays small enough to spread over the pool processes, and its "
-        "memory bounded; 28x28 images fill max_batch_size long before")
     max_batch_wait_ms: float = Field(10.0, ge=0, le=10_000,
                                      description="a batch closes when its oldest job has waited this long")
     torch_threads: int = Field(1, ge=1, description="torch threads per worker process")
@@ -101,10 +97,6 @@ class WorkerSettings(ServiceSettings):
             raise ValueError("visibility_timeout_s must be well over max_batch_wait_ms")
         return self
 
-    def prefetch_jobs(self, concurrency: int, bytes_per_job: float = 0.0) -> int:
-        """Unacknowledged jobs a worker node may hold: a full batch per process, plus one filling,
-        a batch being what `max_batch_size` and `max_batch_bytes` allow at `bytes_per_job`."""
-        per_batch = self.max_batch_size
-        if bytes_per_job > 0:
-            per_batch = max(1, min(per_batch, int(self.max_batch_bytes / bytes_per_job)))
-        return per_batch * (concurrency + 1)
+    def prefetch_messages(self, concurrency: int) -> int:
+        """Unacknowledged messages a worker node may hold: a full batch per process, plus one filling."""
+        return self.max_batch_size * (concurrency + 1)

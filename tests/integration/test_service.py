@@ -158,28 +158,3 @@ def test_a_photo_comes_back_with_its_colours_and_a_grey_image_with_none(worker, 
     assert got[-1].status.value == "tagged" and got[-1].colours == []  # a grey Fashion-MNIST image has no colour
     streamed = {r.job_id: r for r in client.results()}
     assert streamed[handles[0].job_id].colours == got[0].colours  # the stream carries them too
-
-
-def test_photos_by_bytes_are_batched_by_bytes_so_they_spread_over_the_processes(fleet, dataset) -> None:
-    from ml.photos import photo_rng, render_jpeg
-
-    photos = [render_jpeg(dataset.val.images[i].numpy(), photo_rng(0, "val", i)) for i in range(60)]
-    jobs = [Job.from_bytes(p, f"photo-{i}") for i, p in enumerate(photos)]
-    body = [len(j.wire_json()) for j in jobs]
-    chunk, cap = 64 * 1024, 256 * 1024
-    # the client: messages close at chunk_bytes (a larger job alone), not at 64 jobs
-    with fleet.client(queue="nobody", chunk_bytes=chunk) as idle:
-        idle.submit_jobs(jobs)
-        sizes = [len(m) for m in idle.redis.lrange("nobody", 0, -1)]
-        idle.redis.delete("nobody")
-    assert len(sizes) >= sum(body) // chunk and max(sizes) < max(chunk, max(body)) + 2048, sizes
-    # the worker: a batch closes at max_batch_bytes, although 200 ms would let all 60 jobs gather
-    fleet.worker("bytes", concurrency=2, max_batch_bytes=cap, max_batch_wait_ms=200).wait_ready()
-    client = fleet.client(chunk_bytes=chunk)
-    handles = client.submit_jobs(jobs)
-    results = client.wait([h.job_id for h in handles], timeout=120)
-    assert len(results) == len(jobs) and all(r.status is Status.TAGGED for r in results.values())
-    batches = [r.timings.batch_size for r in results.values()]
-    most = cap // min(body)  # jobs of the smallest size that fit under the cap
-    assert max(batches) <= most < len(jobs), (batches, most)
-    assert max(batches) > 1  # still batched

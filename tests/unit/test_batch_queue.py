@@ -58,26 +58,3 @@ def test_a_batch_put_back_comes_out_first_and_whole() -> None:
     q.put_back(batch)  # Redis refused its key: it waits, in its order, with its arrival times
     assert q.jobs == 5 and q.deadline() == 0.01
     assert [p.item for p in q.take()] == ["a", "b"] and [p.item for p in q.take()] == ["c"]
-
-
-def test_batch_closes_at_max_bytes_and_a_larger_message_goes_alone() -> None:
-    q: BatchQueue[str] = BatchQueue(max_batch_size=256, max_wait_s=1.0, max_batch_bytes=1000)
-    q.put("a", 5, now=0.0, size=400)
-    q.put("b", 5, now=0.1, size=400)
-    assert not q.ready(now=0.2) and q.size == 800
-    q.put("c", 5, now=0.2, size=400)  # 1,200 bytes waiting, 15 jobs: the bytes close it
-    assert q.ready(now=0.2)
-    assert [p.item for p in q.take()] == ["a", "b"] and (q.jobs, q.size) == (5, 400)
-    q.put("huge", 1, now=0.3, size=5000)
-    assert [p.item for p in q.take()] == ["c"]  # "huge" would pass the cap: not in c's batch
-    assert [p.item for p in q.take()] == ["huge"] and (q.jobs, q.size) == (0, 0)  # alone, never split
-    q.put("d", 1, now=0.4, size=10)
-    batch = q.take()
-    q.put_back(batch)
-    assert (q.jobs, q.size) == (1, 10)
-    q.drain()
-    assert (q.jobs, q.size) == (0, 0)
-    with pytest.raises(ValueError):
-        BatchQueue(8, 0.01, max_batch_bytes=0)
-    with pytest.raises(ValueError):
-        q.put("x", 1, 0.0, size=-1)

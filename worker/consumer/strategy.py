@@ -134,7 +134,7 @@ class Batcher:
         self.errors = consumer.connection_errors
         self.settings = settings
         self.queue: BatchQueue[Buffered] = BatchQueue(
-            settings.max_batch_size, settings.max_batch_wait_ms / 1000.0, settings.max_batch_bytes)
+            settings.max_batch_size, settings.max_batch_wait_ms / 1000.0)
         self.concurrency = max(1, int(getattr(self.pool, "limit", 1) or 1))
         self.stats = BatchingStats()
         self.inflight: dict[str, InflightBatch] = {}
@@ -148,7 +148,6 @@ class Batcher:
         self._lease_tref: Any = None
         self._restarted_at: float | None = None  # the last consumer restart with batches in flight
         self._jobs_per_message = 1.0
-        self._bytes_per_job = 0.0
         self._full_until = 0.0  # monotonic time before which no batch is sent (Redis refused its key)
         self.redis = settings.redis_client()  # for large batches' bodies (see _payload)
 
@@ -179,9 +178,8 @@ class Batcher:
         worker_state.reserved_requests.add(buffered)  # `inspect reserved` lists it until its batch starts
         if (d := events.dispatcher(self.consumer)) is not None:
             events.received(d, message, jobs)
-        size = len(message.body)
-        self.queue.put(buffered, jobs, monotonic(), size)
-        self._adapt_prefetch(jobs, size)
+        self.queue.put(buffered, jobs, monotonic())
+        self._adapt_prefetch(jobs)
         self.schedule()
 
     def _refusal(self, message: Any) -> str:
@@ -196,19 +194,17 @@ class Batcher:
             return f"message of {size:,} bytes: the limit is {self.settings.max_message_bytes:,}"
         return ""
 
-    def _adapt_prefetch(self, jobs: int, size: int) -> None:
+    def _adapt_prefetch(self, jobs: int) -> None:
         """Hold about a batch per process plus one filling, counted in jobs, whatever the message size.
 
         A fixed prefetch counted in messages would let one replica hoard tens of
-        thousands of bulk jobs while others idle; one counted in jobs alone, hundreds of
-        photos (a batch of photos is capped by bytes, max_batch_bytes).
+        thousands of bulk jobs while others idle.
         """
         self._jobs_per_message = 0.8 * self._jobs_per_message + 0.2 * jobs
-        self._bytes_per_job = 0.8 * self._bytes_per_job + 0.2 * size / jobs
         qos = getattr(self.consumer, "qos", None)
         if qos is None:
             return
-        target_jobs = self.settings.prefetch_jobs(self.concurrency, self._bytes_per_job)
+        target_jobs = self.settings.prefetch_messages(self.concurrency)
         want = max(self.concurrency + 1, round(target_jobs / self._jobs_per_message))
         if not qos.value or abs(qos.value - want) > 0.2 * want:
             qos.value = want  # the consumer loop applies it (qos.update) on its next turn
@@ -460,7 +456,6 @@ class Batcher:
         return {**self.stats.summary(), "quarantined": dict(QUARANTINED), "buffered_jobs": self.queue.jobs, "buffered_messages": len(self.queue),
                 "inflight_batches": len(self.inflight), "inflight_jobs": sum(b.jobs for b in self.inflight.values()),
                 "max_batch_size_setting": self.settings.max_batch_size,
-                "max_batch_bytes_setting": self.settings.max_batch_bytes, "buffered_bytes": self.queue.size,
                 "max_batch_wait_ms": self.settings.max_batch_wait_ms,
                 "pool_processes": self.concurrency,
                 "prefetch_messages": getattr(getattr(self.consumer, "qos", None), "value", None)}
