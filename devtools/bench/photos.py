@@ -119,9 +119,9 @@ def wait_cost(logs: Path, processes: int, pngs_folder: Path, roots: dict[str, Pa
     """`python -m producer submit <all PNGs> --wait` per checkout, against that checkout's workers (seed model).
 
     Each checkout gets a private Redis with nothing but its own node and its CLI connected, so
-    that the broker's CPU is the run's alone: the bench's other nodes, idle but connected to its
-    main Redis (polling, heartbeats), cost that Redis several µs per job of this run when it
-    shared it. On a shared machine one run can take twice as long as the next, so each checkout
+    that the broker's CPU is the run's alone: in the bench's main Redis, after every other variant
+    and beside their idle nodes, the same code measured 31-34 µs per job against 17-22 alone
+    (docs/benchmark.md). On a shared machine one run can take twice as long as the next, so each checkout
     runs `rounds` times, the order alternating, and each figure is its best round.
     """
     files = [str(p) for p in sorted(pngs_folder.iterdir())]

@@ -124,8 +124,6 @@ def test_ema_and_distillation_flags_are_deterministic_and_change_the_result(tmp_
     assert checkpoint.load(tmp_path / "a" / "model.pt").arch_args == {"width": 8}
 
 
-
-
 def test_several_teachers_make_one_whose_logits_are_their_mean(tmp_path: Path) -> None:
     torch.manual_seed(2)
     paths = []
@@ -140,6 +138,8 @@ def test_several_teachers_make_one_whose_logits_are_their_mean(tmp_path: Path) -
         assert torch.allclose(both(x), (one(x) + two(x)) / 2, atol=1e-5)
         assert not torch.allclose(one(x), two(x))  # two different teachers: the mean is neither
     assert not any(p.requires_grad for p in both.parameters()) and not both.training
+
+
 # --- augmentation ------------------------------------------------------------------------------
 
 IMG = torch.arange(1, 17, dtype=torch.uint8).view(1, 4, 4)  # 1..16, row by row
