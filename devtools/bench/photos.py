@@ -89,8 +89,9 @@ def photo_loops(svc: Service, rev: Service | None, photos: list[bytes], urls: li
     the same way on the bytes variants, after a warm-up loop each, and their ratios are of the bests."""
     out: dict[str, Any] = {}
     nodes = [("", svc)] + ([("rev_", rev)] if rev is not None else [])
-    for _, node in nodes + ([("", plain)] if plain is not None else []):
-        node.closed_loop(photos[:200], bulk=True, label="pwarm")  # its first batches pay the start-up
+    for node in (svc, rev, plain):
+        if node is not None:
+            node.closed_loop(photos[:200], bulk=True, label="pwarm")  # its first batches pay the start-up
     for key, inputs in (("mix_bytes", photos), ("jpeg_bytes", jpegs)):
         for r in range(rounds):
             for prefix, node in (nodes if r % 2 == 0 else nodes[::-1]):
