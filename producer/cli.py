@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from pathlib import Path
 from typing import Sequence
 
 import redis
 
-from producer.client import MIN_MAX_SIDE, TaggerClient
+from producer.client import MIN_MAX_SIDE, TaggerClient, read_image
 from producer.errors import QueueFull, RedisFull, ResultTimeout
 from producer.settings import ClientSettings
 from wire.errors import JobTooLarge
@@ -28,9 +28,11 @@ class CliError(Exception):
     pass
 
 
-def _check_images(names: Sequence[str]) -> list[Path | str]:
-    """Files that are images, and URLs that can be fetched; anything else stops the command before sending."""
-    checked: list[Path | str] = []
+def _read_images(names: Sequence[str], max_bytes: int) -> list[tuple[str, bytes] | str]:
+    """(file name, bytes) for each file, read once, and each URL as it is. A file that is missing,
+    not an image or over the byte limit, or a URL that can never be fetched, stops the command
+    before anything is sent: the worker would only fail it later."""
+    checked: list[tuple[str, bytes] | str] = []
     for name in names:
         if looks_like_url(name):
             try:
@@ -39,18 +41,19 @@ def _check_images(names: Sequence[str]) -> list[Path | str]:
                 raise CliError(f"{name}: {exc}") from None
             checked.append(name)
             continue
-        path = Path(name)
-        if not path.is_file():
-            raise CliError(f"{name}: no such file")
-        with path.open("rb") as f:  # refused before anything is sent: the worker would fail it later
-            if sniff_format(f.read(SNIFF_BYTES)) is None:
-                raise CliError(f"{name}: not a PNG, JPEG or WebP image")
-        checked.append(path)
+        try:
+            data = read_image(name, max_bytes)
+        except (FileNotFoundError, NotADirectoryError):
+            raise CliError(f"{name}: no such file") from None
+        except (OSError, ValueError) as exc:
+            raise CliError(str(exc)) from None
+        if sniff_format(data[:SNIFF_BYTES]) is None:
+            raise CliError(f"{name}: not a PNG, JPEG or WebP image")
+        checked.append((os.path.basename(name), data))
     return checked
 
 
 def cmd_submit(client: TaggerClient, args: argparse.Namespace) -> int:
-    images = _check_images(args.images)
     if args.max_side is not None:
         try:
             import PIL  # noqa: F401 - the shrink is the client's one optional feature
@@ -58,8 +61,10 @@ def cmd_submit(client: TaggerClient, args: argparse.Namespace) -> int:
             raise CliError("--max-side needs Pillow: pip install 'fashion-tagger[shrink]'") from None
         if args.max_side < MIN_MAX_SIDE:
             raise CliError(f"--max-side {args.max_side}: at least {MIN_MAX_SIDE} pixels")
-    jobs = [client.job(i, product_id=i.name, max_side=args.max_side) if isinstance(i, Path) else client.job(url=i)
+    images = _read_images(args.images, client.settings.max_image_bytes)
+    jobs = [client.job(i[1], product_id=i[0], max_side=args.max_side) if isinstance(i, tuple) else client.job(url=i)
             for i in images]
+    del images  # the jobs hold the images now (base64): don't keep both
     try:
         handles = client.submit_jobs(jobs, chunk_size=args.chunk_size)
     except RedisFull as exc:  # say which jobs were queued before Redis filled up, then exit 6

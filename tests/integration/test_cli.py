@@ -40,6 +40,20 @@ def test_cli_says_clearly_when_redis_is_unreachable(tmp_path, test_images) -> No
     assert out.returncode == 3 and "cannot reach Redis at redis://127.0.0.1:" in out.stderr
 
 
+def test_cli_refuses_a_file_over_the_byte_limit_before_sending_anything(tmp_path, test_images) -> None:
+    from devtools.redis_server import free_port
+
+    (tmp_path / "a.png").write_bytes(test_images[0][0])
+    (tmp_path / "big.png").write_bytes(test_images[0][0] + bytes(4096))  # a PNG header, 4 KB over
+    # an unreachable Redis: exit 2 (the file), not 3 (Redis), shows nothing was about to be sent
+    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "TAGGER_MAX_IMAGE_BYTES": "4096"}
+    out = subprocess.run([sys.executable, "-m", "producer", "submit", str(tmp_path / "a.png"), str(tmp_path / "big.png")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "big.png" in out.stderr and "over the 4,096-byte image limit" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_cli_shrinks_large_photos_before_sending_with_max_side(worker, redis_url, tmp_path, dataset) -> None:
     from devtools.images import jpeg_photos
 

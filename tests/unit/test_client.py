@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -55,3 +56,23 @@ def test_max_side_shrinks_files_and_bytes_before_sending_and_leaves_urls_alone(t
     assert client.job(url="https://cdn.example.com/a.jpg", max_side=300).image_url == "https://cdn.example.com/a.jpg"
     with pytest.raises(ValueError, match="at least 28 pixels"):
         client.job(photo, "sku", max_side=10)
+
+
+def test_read_image_reads_files_once_and_refuses_what_the_worker_would(tmp_path) -> None:
+    from producer.client import read_image
+
+    f = tmp_path / "a.png"
+    f.write_bytes(b"\x89PNG" + bytes(2000))
+    assert read_image(f, 4096) == f.read_bytes() and read_image(str(f), 2004) == f.read_bytes()
+    with pytest.raises(ValueError, match="2,004 bytes is over the 2,003-byte image limit"):
+        read_image(f, 2003)
+    with pytest.raises(ValueError, match="over the 10-byte"):
+        read_image(b"x" * 11, 10)
+    with pytest.raises(FileNotFoundError):
+        read_image(tmp_path / "missing.png", 4096)
+    with pytest.raises(ValueError, match="not a regular file"):
+        read_image(tmp_path, 4096)
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)  # nobody writes to it: an open without O_NONBLOCK would hang here
+    with pytest.raises(ValueError, match="not a regular file"):
+        read_image(fifo, 4096)
