@@ -61,11 +61,8 @@ def read_image(image: ImageInput, max_bytes: int) -> bytes:
         if st.st_size > max_bytes:
             raise ValueError(f"{image}: {st.st_size:,} bytes is over the {max_bytes:,}-byte image limit")
         data = os.read(fd, st.st_size + 1)
-        while len(data) > st.st_size and len(data) <= max_bytes:  # it grew since the fstat: read on
-            more = os.read(fd, max_bytes + 1 - len(data))
-            if not more:
-                break
-            data += more
+        if len(data) > st.st_size:  # it grew since the fstat: the rest, up to a byte past the limit
+            data += os.read(fd, max_bytes + 1 - len(data))  # a regular file reads short only at its end
     finally:
         os.close(fd)
     if len(data) > max_bytes:
