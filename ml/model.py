@@ -37,11 +37,14 @@ def build(arch: str, **args: Any) -> nn.Module:
 
 
 def fuse_for_inference(model: nn.Module) -> nn.Module:
-    """A copy with every BatchNorm that follows a conv folded into that conv's weights.
+    """The serving form of a model: a copy with every BatchNorm that follows a conv folded into
+    that conv's weights, and every conv weight in the channels-last layout.
 
-    Serving only: same outputs up to float rounding (the tags of all 10,000 test images
-    are unchanged), one layer fewer per block. Measured on `compact` at batch 256:
-    +7% on one thread, +25% on two. Keeps each conv's memory format.
+    Same outputs up to float rounding (the tags of all 10,000 test images are unchanged).
+    Folding removes a layer per block: +7% on one thread, +25% on two for `compact` at batch
+    256. Channels-last is the layout oneDNN runs fast on the CPU; `compact` is trained in it, and
+    the `seed`, trained in the default layout, serves 1.9x faster in it on one thread (47 against
+    24 us per image at batch 256: its full-resolution conv and pool).
     """
     import copy
 
@@ -53,12 +56,7 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
         out: list[nn.Module] = []
         for layer in layers:
             if isinstance(layer, nn.BatchNorm2d) and out and isinstance(out[-1], nn.Conv2d):
-                conv = out.pop()
-                channels_last = conv.weight.is_contiguous(memory_format=torch.channels_last) and conv.weight.dim() == 4
-                merged = fuse_conv_bn_eval(conv, layer)
-                if channels_last:
-                    merged = merged.to(memory_format=torch.channels_last)
-                out.append(merged)
+                out.append(fuse_conv_bn_eval(out.pop(), layer))
             else:
                 out.append(layer)
         if len(out) != len(layers):
@@ -66,7 +64,7 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
                 del seq._modules[name]
             for i, layer in enumerate(out):
                 seq.add_module(str(i), layer)
-    return fused
+    return fused.to(memory_format=torch.channels_last)  # converts 4-d weights only
 
 
 def count_params(model: nn.Module) -> int:
