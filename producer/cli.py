@@ -21,6 +21,7 @@ from producer.errors import QueueFull, RedisFull, ResultTimeout
 from producer.settings import ClientSettings
 from wire.errors import JobTooLarge
 from wire.formats import SNIFF_BYTES, sniff_format
+from wire.messages import Status
 from wire.urls import looks_like_url, parse_image_url
 
 
@@ -72,15 +73,35 @@ def cmd_submit(client: TaggerClient, args: argparse.Namespace) -> int:
             print(json.dumps({"job_id": job.job_id, "product_id": job.product_id, "status": "queued"}), flush=True)
         raise
     if not args.wait:
-        for h in handles:
-            print(json.dumps({"job_id": h.job_id, "product_id": h.product_id, "status": "queued"}), flush=True)
+        sys.stdout.writelines(json.dumps({"job_id": h.job_id, "product_id": h.product_id, "status": "queued"}) + "\n"
+                              for h in handles)
+        sys.stdout.flush()
         return 0
-    results = client.wait([h.job_id for h in handles], timeout=args.timeout)
-    failed = 0
-    for h in handles:
-        r = results[h.job_id]
-        failed += r.status.value == "failed"
-        print(r.model_dump_json(), flush=True)
+    return print_in_order(client, [h.job_id for h in handles], args.timeout)
+
+
+def print_in_order(client: TaggerClient, job_ids: list[str], timeout: float) -> int:
+    """Each result as a JSON line, in the jobs' order, printed as soon as those before it are
+    (results come roughly in that order): the output flows while the workers run. 1 if any failed.
+    On a timeout, the results that came are printed before ResultTimeout (exit 5) says which did not."""
+    index = {job_id: i for i, job_id in enumerate(job_ids)}
+    lines: list[str | None] = [None] * len(job_ids)
+    printed = failed = 0
+    out = sys.stdout
+    try:
+        for batch in client.result_batches(job_ids, timeout=timeout):
+            for r in batch:
+                lines[index[r.job_id]] = r.model_dump_json()
+                failed += r.status is Status.FAILED
+            while printed < len(lines) and (line := lines[printed]) is not None:
+                out.write(line + "\n")
+                lines[printed] = None
+                printed += 1
+            out.flush()
+    except ResultTimeout:
+        out.writelines(line + "\n" for line in lines if line is not None)
+        out.flush()
+        raise
     return 1 if failed else 0
 
 

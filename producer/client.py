@@ -5,6 +5,8 @@
     print(handle.get(timeout=10).label)
     handles = client.submit_many([(png_bytes, "sku-2"), ("https://cdn.example.com/p/3.jpg", "sku-3")])
     results = client.wait([h.job_id for h in handles], timeout=60)
+    for batch in client.result_batches([h.job_id for h in handles]):  # or each as it comes
+        ...
 
 Waiting costs Redis per result delivered, not per poll: `wait` reads the results stream with
 XREAD BLOCK from the entry that was last before it looked (one MGET first finds the results
@@ -291,39 +293,46 @@ class TaggerClient:
         return found
 
     def wait(self, job_ids: Iterable[str], timeout: float = 60.0) -> dict[str, TagResult]:
-        """Wait for many results at once: one MGET for those already there, then the results stream.
+        """Wait for many results at once; by job id. Raises ResultTimeout if some are missing after `timeout` s."""
+        return {r.job_id: r for batch in self.result_batches(job_ids, timeout) for r in batch}
 
-        The stream's last entry id is read before the MGET, so a result published at any moment
-        is either found by the MGET or read from the stream after that id (XREAD BLOCK): Redis
-        work grows with the results delivered, not with pending jobs x polls. After IDLE_CHECK_S
-        without a new entry, the pending keys are looked up once more (a result the stream's
-        retention trimmed away before it was read is still in the result backend).
+    def result_batches(self, job_ids: Iterable[str], timeout: float = 60.0) -> Iterator[list[TagResult]]:
+        """The results of `job_ids` as they come: first those already there, then a list per read of
+        the results stream, each job's once. Raises ResultTimeout if some are missing after `timeout` s.
+
+        One MGET per 1,000 jobs for those already there, then the results stream: its last entry id is
+        read before the MGET, so a result published at any moment is either found by the MGET or read
+        from the stream after that id (XREAD BLOCK): Redis work grows with the results delivered, not
+        with pending jobs x polls. After IDLE_CHECK_S without a new entry, the pending keys are looked
+        up once more (a result the stream's retention trimmed away before it was read is still in the
+        result backend).
         """
         pending = set(job_ids)
+        total = len(pending)
         stream = self.settings.results_stream
         last = self._stream_last_id()
-        results = self.fetch(list(pending))
-        pending -= results.keys()
+        found = self.fetch(list(pending))
         deadline = time.monotonic() + timeout
-        while pending:
+        while True:
+            if found:
+                pending -= found.keys()
+                yield list(found.values())
+            if not pending:
+                return
             left = deadline - time.monotonic()
             if left <= 0:
-                raise ResultTimeout(f"{len(pending)} of {len(pending) + len(results)} results missing after "
-                                    f"{timeout} s", sorted(pending))
+                raise ResultTimeout(f"{len(pending)} of {total} results missing after {timeout} s", sorted(pending))
             reply = self.redis.xread({stream: last}, count=STREAM_READ_COUNT,
                                      block=max(1, int(1000 * min(left, IDLE_CHECK_S))))
             if not reply:
                 found = self.fetch(list(pending))
-            else:
-                found = {}
-                for entry_id, fields in reply[0][1]:
-                    last = entry_id
-                    job_id = fields.get(b"job_id", b"").decode("utf-8", "replace")
-                    if job_id in pending and b"result" in fields:
-                        found[job_id] = TagResult.parse(fields[b"result"])
-            results.update(found)
-            pending -= found.keys()
-        return results
+                continue
+            found = {}
+            for entry_id, fields in reply[0][1]:
+                last = entry_id
+                job_id = fields.get(b"job_id", b"").decode("utf-8", "replace")
+                if job_id in pending and b"result" in fields and job_id not in found:
+                    found[job_id] = TagResult.parse(fields[b"result"])
 
     def _stream_last_id(self) -> bytes | str:
         last = self.redis.xrevrange(self.settings.results_stream, count=1)

@@ -6,6 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+
+import pytest
 
 from worker.settings import REPO_ROOT as ROOT
 
@@ -76,3 +80,43 @@ def test_cli_shrinks_large_photos_before_sending_with_max_side(worker, redis_url
     too_small = subprocess.run([sys.executable, "-m", "producer", "submit", files[0], "--max-side", "8"], cwd=ROOT,
                                env=env, capture_output=True, text=True, timeout=60)
     assert too_small.returncode == 2 and "--max-side 8: at least 28 pixels" in too_small.stderr
+
+
+def tagged(job_id: str) -> "TagResult":
+    from wire.messages import TagResult, Timings
+
+    now = time.time()
+    return TagResult(job_id=job_id, product_id=f"{job_id}.png", status="tagged", label="Bag", label_id=8,
+                     timings=Timings(enqueued_at=now, started_at=now, finished_at=now, batch_size=1))
+
+
+def test_results_come_in_batches_as_published_and_wait_prints_them_in_the_jobs_order(client, redis_url,
+                                                                                     capsys) -> None:
+    """Results published by the worker's own script, out of order, some before the wait and some
+    during it; two never come. The CLI's printer writes them in the jobs' order, and on a timeout
+    the ones that came (exit 5 follows)."""
+    from producer.cli import print_in_order
+    from producer.errors import ResultTimeout
+    from wire.settings import ServiceSettings
+    from worker.pool.publish import Publisher
+
+    ids = [f"job-{i}" for i in range(6)]
+    publisher = Publisher(ServiceSettings(redis_url=redis_url))
+    publisher.publish([tagged("job-3"), tagged("job-1")])  # before the wait: found by its MGET
+    later = threading.Timer(0.5, lambda: publisher.publish([tagged("job-0")]))  # during it: from the stream
+    later.start()
+    batches = client.result_batches(ids, timeout=3)
+    assert sorted(r.job_id for r in next(batches)) == ["job-1", "job-3"]
+    assert [r.job_id for r in next(batches)] == ["job-0"]
+    with pytest.raises(ResultTimeout) as missing:
+        next(batches)
+    assert missing.value.missing == ["job-2", "job-4", "job-5"]
+    later.join()
+
+    capsys.readouterr()
+    with pytest.raises(ResultTimeout):
+        print_in_order(client, ids, timeout=1)
+    assert [json.loads(line)["job_id"] for line in capsys.readouterr().out.splitlines()] == ["job-0", "job-1", "job-3"]
+    publisher.publish([tagged("job-5"), tagged("job-2"), tagged("job-4")])
+    assert print_in_order(client, ids, timeout=1) == 0
+    assert [json.loads(line)["job_id"] for line in capsys.readouterr().out.splitlines()] == ids
