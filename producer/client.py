@@ -332,7 +332,14 @@ class TaggerClient:
                 last = entry_id
                 job_id = fields.get(b"job_id", b"").decode("utf-8", "replace")
                 if job_id in pending and b"result" in fields and job_id not in found:
-                    found[job_id] = TagResult.parse(fields[b"result"])
+                    # an entry nobody's worker wrote (unreadable, or another job's result) is passed
+                    # over: the job's own result is still found, in the stream or the backend
+                    try:
+                        result = TagResult.parse(fields[b"result"])
+                    except DecodeError:
+                        continue
+                    if result.job_id == job_id:
+                        found[job_id] = result
 
     def _stream_last_id(self) -> bytes | str:
         last = self.redis.xrevrange(self.settings.results_stream, count=1)
@@ -457,14 +464,20 @@ def _result_of(job_id: str, raw: bytes) -> TagResult:
         meta = json.loads(raw)
     except ValueError:
         meta = None
+    other = None
     try:
-        return TagResult.parse(meta["result"])  # type: ignore[index]
+        result = TagResult.parse(meta["result"])  # type: ignore[index]
+        if result.job_id == job_id:
+            return result
+        other = result.job_id
     except (DecodeError, KeyError, TypeError):
-        now = time.time()
-        found = meta.get("result") if isinstance(meta, dict) else None
-        what = (f"{found.get('exc_type')}: {found.get('exc_message')}" if isinstance(found, dict) and "exc_type" in found
-                else f"{len(raw):,} bytes that are not a tagger result")
-        return TagResult(job_id=job_id, product_id="", status=Status.FAILED, error_code=ErrorCode.INVALID_JOB,
-                         error=f"the result backend holds another task's result under this job id ({what[:200]}); "
-                               f"job ids must be unique among the backend's task ids",
-                         timings=Timings(enqueued_at=now, started_at=now, finished_at=now, batch_size=0))
+        pass
+    now = time.time()
+    found = meta.get("result") if isinstance(meta, dict) else None
+    what = (f"{found.get('exc_type')}: {found.get('exc_message')}" if isinstance(found, dict) and "exc_type" in found
+            else f"job {other}'s tagger result" if other is not None
+            else f"{len(raw):,} bytes that are not a tagger result")
+    return TagResult(job_id=job_id, product_id="", status=Status.FAILED, error_code=ErrorCode.INVALID_JOB,
+                     error=f"the result backend holds another task's result under this job id ({what[:200]}); "
+                           f"job ids must be unique among the backend's task ids",
+                     timings=Timings(enqueued_at=now, started_at=now, finished_at=now, batch_size=0))

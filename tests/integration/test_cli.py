@@ -120,3 +120,35 @@ def test_results_come_in_batches_as_published_and_wait_prints_them_in_the_jobs_o
     publisher.publish([tagged("job-5"), tagged("job-2"), tagged("job-4")])
     assert print_in_order(client, ids, timeout=1) == 0
     assert [json.loads(line)["job_id"] for line in capsys.readouterr().out.splitlines()] == ids
+
+
+def test_a_wait_passes_over_results_stream_entries_no_worker_wrote(client, redis_url) -> None:
+    """Entries another program appended to the results stream (unreadable, another job's result
+    under this job's id, no result at all) neither crash a wait nor become the job's result; a
+    backend value holding another job's result reads as this job failed, saying so."""
+    from wire.errors import ErrorCode
+    from wire.keys import result_key
+    from wire.messages import Status
+    from wire.settings import ServiceSettings
+    from worker.pool.publish import Publisher, backend_meta
+
+    publisher = Publisher(ServiceSettings(redis_url=redis_url))
+    stream, r = client.settings.results_stream, client.redis
+
+    def hostile_then_real() -> None:
+        r.xadd(stream, {"job_id": "job-a", "result": b"\xff not json"})
+        r.xadd(stream, {"job_id": "job-a", "result": tagged("job-b").model_dump_json()})
+        r.xadd(stream, {"job_id": "job-a"})
+        publisher.publish([tagged("job-a")])
+
+    writer = threading.Timer(0.3, hostile_then_real)
+    writer.start()
+    got = client.wait(["job-a"], timeout=10)
+    writer.join()
+    assert got["job-a"].job_id == "job-a" and got["job-a"].product_id == "job-a.png"
+
+    r.set(result_key("job-c"), backend_meta("SUCCESS", tagged("job-d").model_dump_json(), "job-c",
+                                            '"2026-11-26T00:00:00"'), ex=60)
+    wrong = client.wait(["job-c"], timeout=1)["job-c"]
+    assert wrong.status is Status.FAILED and wrong.error_code is ErrorCode.INVALID_JOB
+    assert "job job-d's tagger result" in wrong.error
