@@ -31,3 +31,18 @@ def test_metadata_is_flat_and_bounded_before_anything_is_sent() -> None:
             Job.from_bytes(b"x", "sku", metadata=bad)
     with pytest.raises(ValueError):
         Job(product_id="p", image_b64="eA==", enqueued_at=float("inf"))  # would not survive a JSON round trip
+
+
+def test_image_base64_is_the_standard_alphabet_both_ways_and_strict() -> None:
+    """Another language's sender encodes with its standard base64: the worker reads exactly those
+    bytes; our jobs decode with any standard decoder; malformed base64 is the job's DecodeError."""
+    import base64
+    import os
+
+    for n in (0, 1, 2, 3, 4, 5, 63, 64, 65, 1000, 65_537):
+        raw = os.urandom(n)
+        assert Job(product_id="p", image_b64=base64.b64encode(raw).decode()).image_bytes() == raw
+        assert base64.b64decode(Job.from_bytes(raw, "p").image_b64 or "", validate=True) == raw
+    for bad in ("abc", "ab=c", "YW==Jj", "YWJjZA===", "YWJj\n", "YW Jj", "YWJj-_8=", "é"):
+        with pytest.raises(DecodeError):
+            Job(product_id="p", image_b64=bad).image_bytes()
