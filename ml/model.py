@@ -41,10 +41,9 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
     that conv's weights, and every conv weight in the channels-last layout.
 
     Same outputs up to float rounding (the tags of all 10,000 test images are unchanged).
-    Folding removes a layer per block: +7% on one thread, +25% on two for `compact` at batch
-    256. Channels-last is the layout oneDNN runs fast on the CPU; `compact` is trained in it, and
-    the `seed`, trained in the default layout, serves 1.9x faster in it on one thread (47 against
-    24 us per image at batch 256: its full-resolution conv and pool).
+    Folding removes a layer per block; channels-last is the layout oneDNN runs fast on the CPU:
+    `compact` is trained in it, the `seed` is not (its full-resolution conv and pool ran at half
+    speed). Measured gains of both: docs/model.md.
     """
     import copy
 
