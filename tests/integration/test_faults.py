@@ -46,17 +46,27 @@ def test_kill_9_one_of_two_workers_mid_run(fleet, test_images, image_server) -> 
 
 
 def test_kill_9_a_pool_process_mid_batch(fleet, test_images, image_server) -> None:
-    w = fleet.worker("w", concurrency=2, **FAST, **URL_SETTINGS).wait_ready()
+    # Every tenth job is a URL whose server answers after 0.5 s, so a batch holding one runs for
+    # 0.5 s or more: long enough that a process `inspect active` just saw start a batch is still
+    # running it when the kill lands. With 28x28 images alone a batch takes milliseconds, and the
+    # process named by `active` had often finished it by then (CI saw batches_lost == 0).
+    slow_urls = dict(URL_SETTINGS, fetch_read_timeout_s=5, fetch_deadline_s=10)
+    w = fleet.worker("w", concurrency=2, **FAST, **slow_urls).wait_ready()
     client = fleet.client()
-    jobs = flood(client, test_images, 3000, "child", chunk_size=4, server=image_server)
-    # a process that is running a batch right now (`inspect active`): the first pool process may be
-    # between batches at any given instant, and with fast batches often is
+    jobs = [Job.from_url(image_server.url(f"slow/0.5/i{i % 100}.png"), f"child-{i}", job_id=f"child-{i}")
+            if i % 10 == 0 else job for i, job in enumerate(jobs_from(test_images, 3000, "child"))]
+    client.submit_jobs(jobs, chunk_size=4)
+
+    def started_just_now() -> list[int]:
+        now = time.time()
+        return [b["worker_pid"] for b in w.control("active", timeout=1.0) or []
+                if b.get("worker_pid") and now - b["time_start"] < 0.2]
+
     running: list[int] = []
-    assert until(lambda: running.extend(b["worker_pid"] for b in w.control("active", timeout=1.0) or []
-                                        if b.get("worker_pid")) or running, 30), w.tail()
+    assert until(lambda: running.extend(started_just_now()) or running, 30), w.tail()
     victim = running[0]
     os.kill(victim, signal.SIGKILL)
-    row = account("kill -9 a pool process mid-batch (10% URL jobs)", client, [j.job_id for j in jobs])
+    row = account("kill -9 a pool process mid-batch (10% slow URL jobs)", client, [j.job_id for j in jobs])
     assert row["lost"] == 0 and row["duplicated"] == 0 and row["tagged"] == 3000, row
     stats = w.control("batching")
     assert stats["batches_lost"] >= 1  # the killed process was running a batch; it was requeued
