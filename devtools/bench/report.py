@@ -17,12 +17,20 @@ def machine() -> dict[str, Any]:
             "load_average_at_start": os.getloadavg()}
 
 
+def served(r: dict[str, Any]) -> str:
+    """The model the run served, named by its checkpoint (the folder says which of the models it
+    is; the architecture alone does not tell compact_ens from compact)."""
+    c = r["ceiling"]
+    name = f"`{r['config']['checkpoint']}`" if r["config"].get("checkpoint") else "model"
+    return f"model {name} ({c['arch']}, version {c.get('model_version', '?')})"
+
+
 def markdown(r: dict[str, Any]) -> str:
     naive = r.get("naive", {}).get("end_to_end_images_per_second") or 0
     ceil = max(r["ceiling"]["images_per_second"].values())
     lines = [f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores; load average at start "
              f"{', '.join(f'{x:.1f}' for x in r['machine']['load_average_at_start'])}. "
-             f"{r['config']['processes']} worker processes per variant, model `{r['ceiling']['arch']}`. "
+             f"{r['config']['processes']} worker processes per variant, {served(r)}. "
              f"Command: `{r['config']['command']}`.", "",
              "| variant | images/s | vs naive | mean batch | note |", "|---|---:|---:|---:|---|"]
 

@@ -47,3 +47,10 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path, data_root: Path) -> Non
     assert "| photo mix by URL" in (out / "bench.md").read_text()
     assert "Naming colours costs" in (out / "bench.md").read_text()
     assert "| service with task events on (-E), bulk" in (out / "bench.md").read_text()
+    # the header names the checkpoint served, not only its architecture (compact_ens and compact
+    # share one), with its version
+    from ml.checkpoint import load
+    from worker.settings import DEFAULT_CHECKPOINT, DEFAULT_MODEL
+
+    header = (out / "bench.md").read_text().splitlines()[0]
+    assert f"model `models/{DEFAULT_MODEL}/model.pt`" in header and load(DEFAULT_CHECKPOINT).version in header
