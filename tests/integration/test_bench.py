@@ -53,4 +53,8 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path, data_root: Path) -> Non
     from worker.settings import DEFAULT_CHECKPOINT, DEFAULT_MODEL
 
     header = (out / "bench.md").read_text().splitlines()[0]
+    # the command that reruns it, without this machine's data path
+    assert report["config"]["command"] == ("python -m devtools.bench --quick --out bench --jobs 400 "
+                                           "--open-loop-seconds 1.0 --photos 60 --events")
+    assert f"Command: `{report['config']['command']}`" in header
     assert f"model `models/{DEFAULT_MODEL}/model.pt`" in header and load(DEFAULT_CHECKPOINT).version in header
