@@ -464,18 +464,16 @@ def _result_of(job_id: str, raw: bytes) -> TagResult:
         meta = json.loads(raw)
     except ValueError:
         meta = None
-    other = None
     try:
-        result = TagResult.parse(meta["result"])  # type: ignore[index]
-        if result.job_id == job_id:
-            return result
-        other = result.job_id
+        result: TagResult | None = TagResult.parse(meta["result"])  # type: ignore[index]
     except (DecodeError, KeyError, TypeError):
-        pass
+        result = None
+    if result is not None and result.job_id == job_id:
+        return result
     now = time.time()
     found = meta.get("result") if isinstance(meta, dict) else None
     what = (f"{found.get('exc_type')}: {found.get('exc_message')}" if isinstance(found, dict) and "exc_type" in found
-            else f"job {other}'s tagger result" if other is not None
+            else f"job {result.job_id}'s tagger result" if result is not None
             else f"{len(raw):,} bytes that are not a tagger result")
     return TagResult(job_id=job_id, product_id="", status=Status.FAILED, error_code=ErrorCode.INVALID_JOB,
                      error=f"the result backend holds another task's result under this job id ({what[:200]}); "

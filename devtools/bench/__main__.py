@@ -74,17 +74,16 @@ def preprocessing(pngs: list[bytes], seconds: float) -> dict[str, float]:
 # of one machine, a URL that may hold a password
 _RECORDED = ("quick", "out", "processes", "jobs", "open_loop_seconds", "max_batch_wait_ms", "external_workers",
              "skip_baselines", "against", "photos", "skip_photos", "events", "rounds")
-_DEFAULTS = {"out": Path("bench-results"), "processes": 2, "max_batch_wait_ms": 10.0, "rounds": 1}
 
 
-def command_line(args: argparse.Namespace) -> str:
+def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     """The command that reran this benchmark: every recorded option that differs from its default."""
     parts = ["python -m devtools.bench"]
     for dest in _RECORDED:
         value, flag = getattr(args, dest), "--" + dest.replace("_", "-")
         if value is True:
             parts.append(flag)
-        elif value not in (None, False, _DEFAULTS.get(dest)):
+        elif value not in (None, False, parser.get_default(dest)):
             parts.append(f"{flag} {portable_path(value) if isinstance(value, Path) else value}")
     return " ".join(parts)
 
@@ -122,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     checkpoint = WorkerSettings().checkpoint
     pngs, _labels = fashion_pngs(n, args.data_dir)
     report: dict[str, Any] = {"machine": machine(), "config": {
-        "command": command_line(args),
+        "command": command_line(p, args),
         "jobs": n,
         "processes": args.processes, "max_batch_wait_ms": args.max_batch_wait_ms, "checkpoint": portable_path(checkpoint),
         "open_loop_seconds": seconds}}

@@ -21,8 +21,7 @@ def served(r: dict[str, Any]) -> str:
     """The model the run served, named by its checkpoint (the folder says which of the models it
     is; the architecture alone does not tell compact_ens from compact)."""
     c = r["ceiling"]
-    name = f"`{r['config']['checkpoint']}`" if r["config"].get("checkpoint") else "model"
-    return f"model {name} ({c['arch']}, version {c.get('model_version', '?')})"
+    return f"model `{r['config'].get('checkpoint') or c['arch']}` ({c['arch']}, version {c.get('model_version', '?')})"
 
 
 def markdown(r: dict[str, Any]) -> str:

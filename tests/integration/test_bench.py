@@ -47,8 +47,6 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path, data_root: Path) -> Non
     assert "| photo mix by URL" in (out / "bench.md").read_text()
     assert "Naming colours costs" in (out / "bench.md").read_text()
     assert "| service with task events on (-E), bulk" in (out / "bench.md").read_text()
-    # the header names the checkpoint served, not only its architecture (compact_ens and compact
-    # share one), with its version
     from ml.checkpoint import load
     from worker.settings import DEFAULT_CHECKPOINT, DEFAULT_MODEL
 
@@ -57,4 +55,5 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path, data_root: Path) -> Non
     assert report["config"]["command"] == ("python -m devtools.bench --quick --out bench --jobs 400 "
                                            "--open-loop-seconds 1.0 --photos 60 --events")
     assert f"Command: `{report['config']['command']}`" in header
+    # the checkpoint served, not only its architecture (compact_ens and compact share one), and its version
     assert f"model `models/{DEFAULT_MODEL}/model.pt`" in header and load(DEFAULT_CHECKPOINT).version in header
