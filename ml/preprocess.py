@@ -33,8 +33,10 @@ The choices in 4-6 (area average vs subsampling, tolerance, sharpening, WORK_SIZ
 by accuracy on photo-like renders of the validation split (ml.photo_eval); see docs/photos.md.
 
 `preprocess_with_colours` also names the item's dominant colours (`ml.colour`) from the same
-working image, in colour: a JPEG is then decoded to RGB at the same reduced size, a PNG or WebP
-is sampled at the reduced grid's block centres (transparent areas flattened onto white).
+working image, in colour: a JPEG is then decoded to RGB at the same reduced size; a PNG or WebP,
+decoded in full, is seen through a numpy view of the reduced grid's block centres (turned as the
+EXIF asks, also by views), so that only the few hundred pixels ml.colour reads are ever touched
+(transparent ones flattened onto white as they are read).
 
 An image that is already 28 x 28 is model-ready: it is only converted to grey and, when its
 corners are light, negated. A Fashion-MNIST image therefore passes through exactly unchanged.
@@ -70,7 +72,6 @@ TRIM_FRACTION = 0.10
 # Zalando sharpened with a Gaussian of radius and sigma 1 after resizing; so do we.
 SHARPEN = ImageFilter.UnsharpMask(radius=1, percent=100, threshold=0)
 WORK_SIZE = 112  # decode/reduce by 2^k while the short side stays >= WORK_SIZE
-COLOUR_SAMPLES = 4096  # colour samples taken from a PNG or WebP decoded in full (ml.colour)
 _CORNER = 3  # corner patch side (pixels of the reduced image) used to estimate the background
 
 _ORIENTATION = {
@@ -362,34 +363,46 @@ def to_fashion_mnist(img: Image.Image) -> np.ndarray:
 @dataclass(frozen=True)
 class _Work:
     gray: Image.Image  # "L", the working size, upright
-    rgb: np.ndarray | None  # colour, upright, 1/rgb_scale of the working size; None: grey source
-    rgb_scale: int = 1  # working-image pixels per colour pixel (per side)
+    # the colour pixels as a numpy view, upright, at the working size: H x W x 3 or 4 (RGBX; or
+    # RGBA when `alpha`, flattened onto white where ml.colour reads it); None: a grey source
+    rgb: np.ndarray | None
+    alpha: bool = False
 
 
-def _upright(gray: Image.Image, rgb: np.ndarray | None, method: Image.Transpose | None, factor: int) -> _Work:
+# Image.Transpose as numpy views: ml.colour reads a few hundred of the colour pixels, so they are
+# never copied; turning or sampling a full-size decode would touch every pixel, or thousands.
+_VIEW = {
+    Image.Transpose.FLIP_LEFT_RIGHT: lambda a: a[:, ::-1],
+    Image.Transpose.FLIP_TOP_BOTTOM: lambda a: a[::-1],
+    Image.Transpose.ROTATE_90: lambda a: a.swapaxes(0, 1)[::-1],  # counter-clockwise
+    Image.Transpose.ROTATE_180: lambda a: a[::-1, ::-1],
+    Image.Transpose.ROTATE_270: lambda a: a.swapaxes(0, 1)[:, ::-1],
+    Image.Transpose.TRANSPOSE: lambda a: a.swapaxes(0, 1),
+    Image.Transpose.TRANSVERSE: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+}
+
+
+def upright_view(rgb: np.ndarray, method: Image.Transpose | None, factor: int) -> np.ndarray:
+    """`rgb` (H x W x C) transposed as Pillow's `method`, then the centre pixel of each factor x
+    factor block: the colour pixels on the grid of the reduced grey image, without averaging the
+    item into its background at the edges. A view: no pixel is read or copied here. (A partial
+    last block has no centre and no pixel; ml.colour takes the common size.)"""
+    if method is not None:
+        rgb = _VIEW[method](rgb)
+    if factor >= 2:
+        o = factor // 2
+        rgb = rgb[o::factor, o::factor]
+    return rgb
+
+
+def _upright(gray: Image.Image, rgb: np.ndarray | None, method: Image.Transpose | None, factor: int,
+             alpha: bool = False) -> _Work:
     """Transpose (before reducing, so that the reduction grid is the upright image's), then reduce."""
     if method is not None:
         gray = gray.transpose(method)
     if factor >= 2:
         gray = gray.reduce(factor)
-    if rgb is not None and (method is not None or factor >= 2):
-        im = Image.fromarray(rgb, "RGB")
-        im = im.transpose(method) if method is not None else im
-        rgb = np.asarray(im.reduce(factor) if factor >= 2 else im)
-    return _Work(gray, rgb)
-
-
-def _samples(arr: np.ndarray, factor: int, alpha: bool) -> np.ndarray:
-    """Colour at the centre of each factor x factor block of a full-size RGBA/RGBX array (alpha
-    flattened onto white): the colours of a grid 1/factor the size, without averaging the item
-    into its background at the edges, and at a fraction of the cost of flattening every pixel.
-    A partial last block has no centre, and no sample (ml.colour takes the common size)."""
-    o = factor // 2
-    s = arr[o::factor, o::factor]
-    if not alpha:
-        return s[..., :3]
-    a = s[..., 3:4].astype(np.uint16)
-    return ((s[..., :3] * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+    return _Work(gray, None if rgb is None else upright_view(rgb, method, factor), alpha)
 
 
 def _fast_work(img: Image.Image, data: bytes, colour: bool) -> _Work | None:
@@ -399,7 +412,7 @@ def _fast_work(img: Image.Image, data: bytes, colour: bool) -> _Work | None:
         if arr is None:
             return None
         if arr.ndim == 3:  # RGBX
-            rgb = arr[:, :, :3]
+            rgb = arr
             gray = Image.frombuffer("RGBX", (arr.shape[1], arr.shape[0]), arr, "raw", "RGBX", 0, 1).convert("L")
         else:
             rgb, gray = None, Image.fromarray(arr, "L")
@@ -419,16 +432,8 @@ def _fast_work(img: Image.Image, data: bytes, colour: bool) -> _Work | None:
     arr, mode = decoded
     h, w = arr.shape[:2]
     gray = to_gray(Image.frombuffer(mode, (w, h), arr, "raw", mode, 0, 1))  # no copy
-    factor = _factor((w, h))
-    rgb, k = None, 1
-    if colour and mode != "L":
-        # colour samples: about COLOUR_SAMPLES over the whole image are plenty (ml.colour looks
-        # at a few hundred of the item's), one per k x k working-image pixels
-        k = max(1, int(np.sqrt(w * h / (factor * factor * COLOUR_SAMPLES))))
-        rgb = _samples(arr, factor * k, alpha=mode == "RGBA")
-        if method is not None:
-            rgb = np.asarray(Image.fromarray(np.ascontiguousarray(rgb), "RGB").transpose(method))
-    return _Work(_upright(gray, None, method, factor).gray, rgb, k)
+    rgb = arr if colour and mode != "L" else None
+    return _upright(gray, rgb, method, _factor((w, h)), alpha=mode == "RGBA")
 
 
 def _transpose_for(exif: Image.Exif) -> Image.Transpose | None:
@@ -469,7 +474,7 @@ def _run(data: bytes, limits: Limits, colour: bool, use_fast: bool = True) -> tu
         if work is None:
             work = _pillow_work(img, colour)
         image, geometry, gray = _fashion_mnist(work.gray)
-        colours = dominant_colours(gray, work.rgb, geometry, work.rgb_scale) if colour else NO_COLOUR
+        colours = dominant_colours(gray, work.rgb, geometry, alpha=work.alpha) if colour else NO_COLOUR
         return image, colours
     except ImageError:
         raise

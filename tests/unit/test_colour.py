@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from ml import colour, colour_eval, photos
-from ml.preprocess import ImageError, preprocess, preprocess_with_colours
+from ml.preprocess import _ORIENTATION as ORIENTATION
+from ml.preprocess import ImageError, preprocess, preprocess_with_colours, upright_view
 from wire.errors import IMAGE_ERROR_CODES
 
 
@@ -97,22 +98,37 @@ def test_two_colours_get_both_names_and_shares() -> None:
     assert np.abs(np.array(hexes["navy"]) - (25, 35, 95)).max() <= 12, hexes
 
 
-def test_exif_rotation_keeps_colours_in_place() -> None:
-    """A two-colour item stored rotated with the tag that undoes it: the same colours and shares."""
+_INVERSE = {Image.Transpose.ROTATE_90: Image.Transpose.ROTATE_270, Image.Transpose.ROTATE_270: Image.Transpose.ROTATE_90}
+
+
+@pytest.mark.parametrize("tag", range(2, 9))
+def test_exif_rotation_keeps_colours_in_place(tag) -> None:
+    """A two-colour item stored turned or mirrored, with the Orientation tag that undoes it: the
+    same colours and shares as the upright image, in every format (each turns its colour pixels
+    as numpy views, not as Pillow images)."""
     a = np.asarray(item_on((25, 35, 95))).copy()
     lower = np.asarray(silhouette()) > 0
     lower[:200] = False
     a[lower] = (200, 30, 40)
     upright = Image.fromarray(a)
     exif = Image.Exif()
-    exif[0x0112] = 6
-    stored = upright.transpose(Image.Transpose.ROTATE_90)
-    for fmt in ("PNG", "WEBP"):
-        kw = {"lossless": True} if fmt == "WEBP" else {}
+    exif[0x0112] = tag
+    method = ORIENTATION[tag]
+    stored = upright.transpose(_INVERSE.get(method, method))
+    for fmt, kw in (("PNG", {}), ("WEBP", {"lossless": True}), ("JPEG", {"quality": 95})):
         want = preprocess_with_colours(encode(upright, fmt, **kw)).colours
         got = preprocess_with_colours(encode(stored, fmt, exif=exif.tobytes(), **kw)).colours
-        assert [c.name for c in got] == [c.name for c in want], fmt
-        assert all(abs(g.share - w.share) < 0.05 for g, w in zip(got, want)), (got, want)
+        assert [c.name for c in got] == [c.name for c in want] and {c.name for c in got} == {"navy", "red"}, (fmt, got, want)
+        assert all(abs(g.share - w.share) < 0.05 for g, w in zip(got, want)), (fmt, got, want)
+
+
+@pytest.mark.parametrize("method", list(Image.Transpose))
+def test_upright_view_turns_as_pillow_does(method) -> None:
+    a = np.random.default_rng(0).integers(0, 256, (37, 53, 4), dtype=np.uint8)
+    want = np.asarray(Image.fromarray(a, "RGBA").transpose(method))
+    assert np.array_equal(upright_view(a, method, 1), want)
+    # reduced by 4: the pixel at the centre of each 4 x 4 block of the turned image
+    assert np.array_equal(upright_view(a, method, 4), want[2::4, 2::4])
 
 
 # ---------------------------------------------------------------------------------------------
