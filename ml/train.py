@@ -64,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     aug.add_argument("--crop-padding", type=int, default=0, help="random crop: pad by this many pixels, cut 28x28 back")
     aug.add_argument("--flip-prob", type=float, default=0.0, help="probability of a horizontal flip per image")
     aug.add_argument("--erase-prob", type=float, default=0.0, help="probability of random erasing per image")
+    p.add_argument("--bf16", action="store_true",
+                   help="forward passes in bfloat16 autocast (weights, gradients and the optimiser stay float32): "
+                        "about 1.6x faster a step on CPUs with AMX or AVX-512 BF16, slower on others")
     p.add_argument("--seed", type=int, default=0, help="random seed (weights, data order)")
     p.add_argument("--data-dir", default=None, help=f"Fashion-MNIST root (default: ${data_mod.ENV_ROOT} or data/)")
     p.add_argument("--out", default="runs/latest", help="output folder for model.pt, metrics.json and plots")
@@ -116,12 +119,15 @@ def train_epoch(
     for step, (images, labels) in enumerate(bar, start=1):
         images = augment_batch(images, aug_gen, args.crop_padding, args.flip_prob, args.erase_prob)
         x = data_mod.normalize(images)
-        logits = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            logits = model(x)
+            if teacher is not None:
+                with torch.no_grad():  # not inference_mode: its tensors cannot enter the autograd graph
+                    soft = teacher(x)
+        logits = logits.float()  # the losses in float32
         loss = F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
         if teacher is not None:
-            with torch.no_grad():  # not inference_mode: its tensors cannot enter the autograd graph
-                soft = teacher(x)
-            loss = (1 - args.distill_alpha) * loss + args.distill_alpha * kd_loss(logits, soft, args.distill_temperature)
+            loss = (1 - args.distill_alpha) * loss + args.distill_alpha * kd_loss(logits, soft.float(), args.distill_temperature)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
