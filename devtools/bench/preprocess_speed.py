@@ -169,15 +169,23 @@ def decoders() -> dict[str, dict[str, Callable[[bytes], object]]]:
         img = header(blob)
         return decode.jpeg(img, blob, pre._jpeg_scale(img.size), colour=True)
 
-    def pillow_rgb(blob: bytes) -> object:
-        img = header(blob)
-        _draft(img, mode="RGB")
-        img.load()
-        return img
+    def simplejpeg_rgb_and_grey(blob: bytes) -> object:  # what preprocess_with_colours does
+        arr = simplejpeg_rgb(blob)
+        return Image.frombuffer("RGBX", (arr.shape[1], arr.shape[0]), arr, "raw", "RGBX", 0, 1).convert("L")
+
+    def pillow_draft(mode: str) -> Callable[[bytes], object]:
+        def run(blob: bytes) -> object:
+            img = header(blob)
+            _draft(img, mode=mode)
+            img.load()
+            return img
+        return run
 
     out: dict[str, dict[str, Callable[[bytes], object]]] = {
-        "JPEG": {"Pillow draft, grey (old)": _pillow_decoder, "Pillow draft, RGB": pillow_rgb,
-                 "simplejpeg scaled, grey": simplejpeg_grey, "simplejpeg scaled, RGB": simplejpeg_rgb},
+        "JPEG": {"Pillow draft, grey (old)": _pillow_decoder, "Pillow draft, RGB": pillow_draft("RGB"),
+                 "Pillow draft, YCbCr (Y is grey)": pillow_draft("YCbCr"),
+                 "simplejpeg scaled, grey": simplejpeg_grey, "simplejpeg scaled, RGB": simplejpeg_rgb,
+                 "simplejpeg scaled, RGB + grey": simplejpeg_rgb_and_grey},
         "PNG": {"Pillow (old)": _pillow_decoder, "pyspng": lambda b: decode.png(header(b), b)},
         "WEBP": {"Pillow (old)": _pillow_decoder, "libwebp WebPDecode (webp)": lambda b: decode.webp(header(b), b)},
     }

@@ -131,6 +131,21 @@ def test_upright_view_turns_as_pillow_does(method) -> None:
     assert np.array_equal(upright_view(a, method, 4), want[2::4, 2::4])
 
 
+def test_picking_pixels_as_words_gives_the_pixels() -> None:
+    """ml.colour reads four-channel pixels as one 32-bit word each: the same bytes as numpy's own
+    indexing, on every view the preprocessing hands it (turned, sampled, three channels)."""
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (41, 29, 4), dtype=np.uint8)
+    for method in [None, *Image.Transpose]:
+        for factor in (1, 2, 4):
+            view = upright_view(a, method, factor)
+            mask = rng.random(view.shape[:2]) < 0.3
+            assert np.array_equal(colour._pick(view, mask), view[mask])
+    three = a[..., :3]
+    mask = rng.random(three.shape[:2]) < 0.3
+    assert np.array_equal(colour._pick(three, mask), three[mask])
+
+
 # ---------------------------------------------------------------------------------------------
 # backgrounds
 
