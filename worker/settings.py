@@ -11,7 +11,7 @@ from wire.settings import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
-DEFAULT_MODEL = "compact112_kd"  # the folder under the models directory that a worker serves by default
+DEFAULT_MODEL = "compact112_kd2"  # the folder under the models directory that a worker serves by default
 DEFAULT_CHECKPOINT = MODELS_DIR / DEFAULT_MODEL / "model.pt"
 
 
