@@ -37,7 +37,8 @@ Which pixels count, and with what colour:
 
 1. The background never counts: only pixels inside preprocessing's trimmed box whose grey
    level lies beyond its tolerance from the background level can count (its background mask;
-   transparent areas were flattened onto white before, so they are background too).
+   the grey had transparent areas flattened onto white, and so has every colour pixel read
+   here, so they are background too).
 2. Un-mixing. An item's pixel is often a mix of the item's colour and the background's: soft
    edges, thin or see-through parts, every edge pixel at the working scale (and, in the
    photo-like renders, the item's whole intensity). Mixed with white, red is pink and navy is
