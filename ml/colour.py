@@ -240,21 +240,11 @@ def _corner_colour(rgb: np.ndarray, alpha: bool, k: int = 3) -> np.ndarray:
     return (means[:, 1] + means[:, 2]) * np.float32(0.5 / (k * k))
 
 
-_M_OVER_WHITE = (_M / _WHITE[:, None]).tolist()
-_D = 6 / 29
-
-
-def _lab(rgb: list[float]) -> tuple[float, float, float]:
-    """srgb_to_lab for one colour, in plain Python (a numpy call costs more than this)."""
-    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (v / 255.0 for v in rgb)]
-    f = [t ** (1 / 3) if t > _D ** 3 else t / (3 * _D * _D) + 4 / 29
-         for t in (m[0] * lin[0] + m[1] * lin[1] + m[2] * lin[2] for m in _M_OVER_WHITE)]
-    return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
-
-
 def _close(a: list[float], b: list[float], radius: float) -> bool:
-    """CIE76 distance of two sRGB colours under `radius`."""
-    return sum((x - y) ** 2 for x, y in zip(_lab(a), _lab(b))) < radius * radius
+    """CIE76 distance of two sRGB colours (0-255 floats) under `radius`, through the lookup table."""
+    lab = _tables()[0][[_row(a), _row(b)]]
+    d = lab[0] - lab[1]
+    return float(d @ d) < radius * radius
 
 
 @dataclass(frozen=True)

@@ -405,6 +405,11 @@ def _upright(gray: Image.Image, rgb: np.ndarray | None, method: Image.Transpose 
     return _Work(gray, None if rgb is None else upright_view(rgb, method, factor), alpha)
 
 
+def rgbx_to_gray(arr: np.ndarray) -> Image.Image:
+    """H x W x 4 RGBX (a colour JPEG's decode) -> the grey working image, without copying the input."""
+    return Image.frombuffer("RGBX", (arr.shape[1], arr.shape[0]), arr, "raw", "RGBX", 0, 1).convert("L")
+
+
 def _fast_work(img: Image.Image, data: bytes, colour: bool) -> _Work | None:
     """The working image from the format's fast decoder (`ml.decode`); None: use Pillow."""
     if img.format == "JPEG":
@@ -413,7 +418,7 @@ def _fast_work(img: Image.Image, data: bytes, colour: bool) -> _Work | None:
             return None
         if arr.ndim == 3:  # RGBX
             rgb = arr
-            gray = Image.frombuffer("RGBX", (arr.shape[1], arr.shape[0]), arr, "raw", "RGBX", 0, 1).convert("L")
+            gray = rgbx_to_gray(arr)
         else:
             rgb, gray = None, Image.fromarray(arr, "L")
         return _upright(gray, rgb, orientation(img), _factor(gray.size))

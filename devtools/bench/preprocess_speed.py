@@ -170,8 +170,7 @@ def decoders() -> dict[str, dict[str, Callable[[bytes], object]]]:
         return decode.jpeg(img, blob, pre._jpeg_scale(img.size), colour=True)
 
     def simplejpeg_rgb_and_grey(blob: bytes) -> object:  # what preprocess_with_colours does
-        arr = simplejpeg_rgb(blob)
-        return Image.frombuffer("RGBX", (arr.shape[1], arr.shape[0]), arr, "raw", "RGBX", 0, 1).convert("L")
+        return pre.rgbx_to_gray(simplejpeg_rgb(blob))
 
     def pillow_draft(mode: str) -> Callable[[bytes], object]:
         def run(blob: bytes) -> object:
